@@ -6,19 +6,82 @@ built at import time.
 
 from __future__ import annotations
 
+import asyncio
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(help="dtm-platform: displacement tracking (registration, sites, reporting).", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack: PostgreSQL and Apache Kafka without Docker.", no_args_is_help=True)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+
+
+class Service(StrEnum):
+    registration = "registration"
+    sites = "sites"
+    reporting = "reporting"
+
+
+class MigrateTarget(StrEnum):
+    registration = "registration"
+    sites = "sites"
+    reporting = "reporting"
+    all = "all"
+
+
+class RelayService(StrEnum):
+    registration = "registration"
+    sites = "sites"
+
+
+class ConsumerService(StrEnum):
+    registration = "registration"
+    reporting = "reporting"
+
+
+def _local_defaults(service: str) -> None:
+    """Point a service at its own database role and the local stack unless told otherwise.
+
+    `DTM_DATABASE_URL` naming the service's own role (containers) is used as it is; unset (the
+    local stack) or naming another role (an admin URL given to `dtm stack up`), the service's URL
+    is derived from it with the service's role and password.
+    """
+    from urllib.parse import urlsplit
+
+    from dtm_cli import stack
+
+    given = os.environ.get("DTM_DATABASE_URL")
+    if not given or urlsplit(given).username != service:
+        os.environ["DTM_DATABASE_URL"] = stack.service_database_url(service)
+    os.environ.setdefault("DTM_KAFKA_BOOTSTRAP", stack.kafka_bootstrap())
+    if not os.environ.get("DTM_JWKS_URL"):
+        os.environ.setdefault("DTM_JWT_PUBLIC_KEY_FILE", str(_keys_dir() / "dev-public.pem"))
+
+
+def _keys_dir() -> Path:
+    from dtm_cli import stack
+
+    return Path(os.environ.get("DTM_KEYS_DIR", str(stack.stack_dir() / "keys")))
+
+
+# -- stack ---------------------------------------------------------------------------------------
 
 
 @stack_app.command("up")
 def stack_up() -> None:
     """Install (if missing), start and provision PostgreSQL and Kafka. Idempotent."""
     from dtm_cli import stack
+    from dtm_shared.auth import generate_dev_keypair
 
     stack.up()
+    generate_dev_keypair(_keys_dir())
 
 
 @stack_app.command("down")
@@ -36,6 +99,135 @@ def stack_status() -> None:
 
     for name, state in stack.status().items():
         typer.echo(f"{name}: {state}")
+
+
+# -- database and topics ---------------------------------------------------------------------------
+
+
+@db_app.command("provision")
+def db_provision() -> None:
+    """Create the service roles, their schemas and the extensions (admin URL in DTM_DATABASE_URL)."""
+    from urllib.parse import urlsplit
+
+    from dtm_cli import stack
+
+    admin = stack.admin_database_url()
+    asyncio.run(stack.provision_database(admin, urlsplit(admin).path.lstrip("/") or "dtm"))
+    typer.echo("provisioned roles and schemas: registration, sites, reporting")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the contract topics and their dead-letter topics (6 partitions, unlimited retention)."""
+    from dtm_cli import stack
+
+    prefix = os.environ.get("DTM_TOPIC_PREFIX", "")
+    asyncio.run(stack.wait_for_kafka(stack.kafka_bootstrap()))
+    names = asyncio.run(stack.create_topics(stack.kafka_bootstrap(), prefix=prefix))
+    typer.echo("topics: " + ", ".join(names))
+
+
+@app.command("migrate")
+def migrate(
+    target: Annotated[MigrateTarget, typer.Argument(help="A service, or all")] = MigrateTarget.all,
+    revision: Annotated[str, typer.Option(help="Target revision")] = "head",
+) -> None:
+    """Run a service's Alembic migrations in its own schema."""
+    from dtm_cli.services import entry
+    from dtm_shared.migrations import upgrade
+
+    names = [s.value for s in Service] if target == MigrateTarget.all else [target.value]
+    saved = dict(os.environ)
+    for name in names:
+        os.environ.clear()
+        os.environ.update(saved)
+        _local_defaults(name)
+        svc = entry(name)
+        upgrade(svc.migrations_dir, svc.settings(), revision)
+        typer.echo(f"{name}: migrated to {revision}")
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+# -- processes ---------------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    service: Service,
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: the service's)")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run a service's API with uvicorn."""
+    import uvicorn
+
+    from dtm_cli.services import entry
+
+    _local_defaults(service.value)
+    svc = entry(service.value)
+    uvicorn.run(
+        svc.app_factory,
+        factory=True,
+        host=host,
+        port=port or svc.port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command("relay")
+def relay(service: RelayService) -> None:
+    """Run a service's outbox relay (publishes its events to Kafka)."""
+    from dtm_cli.services import entry
+
+    _local_defaults(service.value)
+    asyncio.run(entry(service.value).workers().run_relay())
+
+
+@app.command("consume")
+def consume(service: ConsumerService) -> None:
+    """Run a service's event consumer."""
+    from dtm_cli.services import entry
+
+    _local_defaults(service.value)
+    asyncio.run(entry(service.value).workers().run_consumer())
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+
+
+@app.command("token")
+def token(
+    org: Annotated[str, typer.Option(help="Organisation code (the `org` claim), e.g. DNDS, UNHCR")],
+    scope: Annotated[list[str], typer.Option(help="A scope; repeat for several")],
+    sub: Annotated[str | None, typer.Option(help="Subject (default: <org>-user)")] = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 8 * 3600,
+) -> None:
+    """Mint a local token from the dev key (`.stack/keys`, never in git); prints only the token."""
+    from dtm_shared.auth import SCOPES, generate_dev_keypair, mint_token
+    from dtm_shared.settings import ServiceSettings
+
+    scopes = [s for item in scope for s in item.split()]
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        typer.echo(f"unknown scope(s): {' '.join(unknown)}; known: {' '.join(SCOPES)}", err=True)
+        raise typer.Exit(2)
+    private, _ = generate_dev_keypair(_keys_dir())
+    settings = ServiceSettings()
+    typer.echo(
+        mint_token(
+            private.read_bytes(),
+            org=org,
+            scopes=scopes,
+            sub=sub,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=ttl,
+        )
+    )
 
 
 def main() -> None:

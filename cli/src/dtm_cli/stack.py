@@ -130,9 +130,7 @@ class Postgres:
         _log("PostgreSQL not found: installing it from Debian packages")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "postgresql", "postgresql-contrib"], check=True, env=env
-        )
+        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql", "postgresql-contrib"], check=True, env=env)
         bindir = self.bindir()
         if not bindir:
             raise RuntimeError("PostgreSQL installation did not provide initdb")
@@ -189,9 +187,7 @@ class Postgres:
             )
         hba = self.data / "pg_hba.conf"
         hba.write_text(
-            "local all all trust\n"
-            "host all postgres 127.0.0.1/32 trust\n"
-            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
         )
 
     def running(self) -> bool:
@@ -210,7 +206,17 @@ class Postgres:
         self.logfile.touch()
         self._chown(self.logfile)
         self._as_postgres(
-            [str(bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile), "-w", "-t", "60", "start"],
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.logfile),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             stdout=subprocess.DEVNULL,
         )
         self.marker.write_text(str(time.time()))

@@ -1,0 +1,3 @@
+from dtm_cli.main import main
+
+main()

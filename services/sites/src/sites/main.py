@@ -1,0 +1,40 @@
+"""Composition root of the sites service: everything is built in `create_app()`/lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dtm_shared.auth import TokenVerifier
+from dtm_shared.db import create_engine, create_sessionmaker
+from dtm_shared.logs import configure_logging
+from dtm_shared.web import build_app
+from sites.api import router
+from sites.settings import SitesSettings
+
+
+def create_app(settings: SitesSettings | None = None) -> FastAPI:
+    settings = settings or SitesSettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.token_verifier = TokenVerifier(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return build_app(
+        settings,
+        title="dtm-platform sites",
+        description="Sites, assessments, who does what where, committees and activity reports.",
+        routers=[router],
+        lifespan=lifespan,
+        tags=[{"name": "sites", "description": "Displacement sites"}],
+    )
