@@ -36,5 +36,12 @@ def create_app(settings: SitesSettings | None = None) -> FastAPI:
         description="Sites, assessments, who does what where, committees and activity reports.",
         routers=[router],
         lifespan=lifespan,
-        tags=[{"name": "sites", "description": "Displacement sites"}],
+        tags=[
+            {"name": "sites", "description": "Displacement sites: registry, closure and reopening"},
+            {"name": "admin-areas", "description": "The P-code reference (OCHA COD-AB)"},
+            {"name": "assessments", "description": "Site assessments per round (population, coverage, needs, risks)"},
+            {"name": "service-activities", "description": "Who does what where"},
+            {"name": "committees", "description": "Regional committees that validate activity reports"},
+            {"name": "activity-reports", "description": "Monthly site activity reports and their review"},
+        ],
     )
