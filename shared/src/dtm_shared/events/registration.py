@@ -54,6 +54,11 @@ class HouseholdSnapshotV1(EventPayload):
     repatriation_date: date | None = None
     registered_by_org: str
     members: list[MemberSnapshotV1]
+    # Added compatibly (optional): the admin1/admin2 roll-up of `location_pcode` and the date a
+    # household became inactive.
+    admin1_pcode: str | None = None
+    admin2_pcode: str | None = None
+    inactive_date: date | None = None
 
 
 class HouseholdRegisteredV1(HouseholdSnapshotV1):

@@ -1,0 +1,44 @@
+"""Composition root of the registration service: everything is built in `create_app()`/lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dtm_shared.auth import TokenVerifier
+from dtm_shared.db import create_engine, create_sessionmaker
+from dtm_shared.logs import configure_logging
+from dtm_shared.web import build_app
+from registration.api import router
+from registration.settings import RegistrationSettings
+
+
+def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
+    settings = settings or RegistrationSettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.token_verifier = TokenVerifier(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return build_app(
+        settings,
+        title="dtm-platform registration",
+        description="Households and their members: registration (one or in bulk), lifecycle, duplicates. "
+        "Personal data is visible only to the registering organisation and holders of `households:pii`.",
+        routers=[router],
+        lifespan=lifespan,
+        tags=[
+            {"name": "households", "description": "Displaced households and their members"},
+            {"name": "duplicates", "description": "Possible duplicate registrations and their review"},
+        ],
+    )

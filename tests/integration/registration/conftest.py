@@ -1,0 +1,84 @@
+"""Helpers of the registration tests: a valid household body, sites in the replica, raw SQL."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.conftest import StackEnv
+
+WRITE = ("households:read", "households:write")
+_seq = itertools.count(1)
+
+
+def member(**kw: Any) -> dict[str, Any]:
+    base = {
+        "given_name": "Aminata",
+        "family_name": "Traoré",
+        "sex": "female",
+        "date_of_birth": "1985-03-02",
+        "relationship": "head",
+        "specific_needs": [],
+    }
+    base.update(kw)
+    return base
+
+
+def household(**kw: Any) -> dict[str, Any]:
+    """A valid host-community IDP household with a unique head name (no accidental duplicates)."""
+    n = next(_seq)
+    unique = uuid.uuid4().hex[:8]
+    base: dict[str, Any] = {
+        "external_id": None,
+        "population_group": "idp",
+        "site_id": None,
+        "location_pcode": "ML090106",
+        "origin_pcode": "ML0601",
+        "displacement_reason": "armed_conflict",
+        "displacement_date": "2023-06-10",
+        "registration_date": "2024-02-01",
+        "members": [
+            member(given_name=f"Head{unique}", family_name=f"Family{n}x{unique}"),
+            member(given_name=f"Child{unique}", sex="male", date_of_birth=None, age_years=7, relationship="child"),
+        ],
+    }
+    base.update(kw)
+    return base
+
+
+@pytest.fixture
+async def db(migrated: StackEnv) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the registration role, in its schema."""
+    settings = migrated.settings("registration")
+    conn = await asyncpg.connect(settings.asyncpg_url, server_settings={"search_path": "registration,extensions"})
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+SiteFactory = Callable[..., Awaitable[uuid.UUID]]
+
+
+@pytest.fixture
+def replica_site(db: asyncpg.Connection) -> SiteFactory:
+    """Put a site straight into the replica (tests that are not about the consumer)."""
+
+    async def make(location_pcode: str = "ML090106", status: str = "open", version: int = 1) -> uuid.UUID:
+        site_id = uuid.uuid4()
+        await db.execute(
+            "INSERT INTO site_replica (id, code, location_pcode, status, version) VALUES ($1, $2, $3, $4, $5)",
+            site_id,
+            f"T-{site_id.hex[:8]}",
+            location_pcode,
+            status,
+            version,
+        )
+        return site_id
+
+    return make
