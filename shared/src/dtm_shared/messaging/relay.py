@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from dtm_shared.events.envelope import CloudEvent
 from dtm_shared.messaging.outbox import notify_channel
@@ -144,28 +145,29 @@ class OutboxRelay:
         if not rows:
             return 0
         assert self._producer is not None
-        futures = []
-        for r in rows:
-            extra = json.loads(r["headers"]) if isinstance(r["headers"], str) else (r["headers"] or {})
-            event = CloudEvent(
-                type=r["event_type"],
-                source=self.settings.service_name,
-                subject=r["key"],
-                data={},
-                id=r["event_id"],
-                time=r["occurred_at"],
-                traceparent=extra.get("traceparent"),
-            )
-            fut = await self._producer.send(
-                r["topic"], value=r["payload"].encode(), key=r["key"].encode(), headers=event.headers()
-            )
-            futures.append(fut)
         try:
+            futures = []
+            for r in rows:
+                extra = json.loads(r["headers"]) if isinstance(r["headers"], str) else (r["headers"] or {})
+                event = CloudEvent(
+                    type=r["event_type"],
+                    source=self.settings.service_name,
+                    subject=r["key"],
+                    data={},
+                    id=r["event_id"],
+                    time=r["occurred_at"],
+                    traceparent=extra.get("traceparent"),
+                )
+                futures.append(
+                    await self._producer.send(
+                        r["topic"], value=r["payload"].encode(), key=r["key"].encode(), headers=event.headers()
+                    )
+                )
             await asyncio.gather(*futures)
-        except Exception as exc:
+        except KafkaError as exc:
             # Nothing is marked: the whole batch is sent again; consumers drop the duplicates.
             self.stats.errors += 1
-            log.warning("relay_publish_failed", error=str(exc), rows=len(rows))
+            log.warning("relay_publish_failed", error=type(exc).__name__, rows=len(rows))
             await self._sleep(1.0)
             return 0
         await conn.execute(
