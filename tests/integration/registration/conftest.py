@@ -82,3 +82,31 @@ def replica_site(db: asyncpg.Connection) -> SiteFactory:
         return site_id
 
     return make
+
+
+async def read_topic(env: StackEnv, base: str, until: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+    """Every record of the session's `<prefix><base>` topic from the start, until `until(records)`."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        f"{env.topic_prefix}{base}",
+        bootstrap_servers=env.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=300)
+            for recs in batches.values():
+                records.extend(recs)
+            if until(records):
+                return records
+        raise AssertionError(f"condition not met on {base} within {timeout}s ({len(records)} records)")
+    finally:
+        await consumer.stop()

@@ -316,7 +316,8 @@ async def register_households(
     principal: Principal,
     items: Sequence[HouseholdCreate | dict[str, Any]],
     *,
-    loc_prefix: Loc = ("households",),
+    loc_prefix: Loc = ("body", "households"),
+    indexed: bool = True,
     traceparent: str | None = None,
 ) -> list[HouseholdBatchItemResult]:
     """Validate and register households; an answer per item (`created`, `existing`, `rejected`).
@@ -326,7 +327,7 @@ async def register_households(
     results: list[HouseholdBatchItemResult | None] = [None] * len(items)
     parsed: list[tuple[int, HouseholdCreate, Errors]] = []
     for i, raw in enumerate(items):
-        errors = Errors((*loc_prefix, i) if loc_prefix else ())
+        errors = Errors((*loc_prefix, i) if indexed else loc_prefix)
         if isinstance(raw, HouseholdCreate):
             data = raw
         else:
@@ -532,7 +533,7 @@ async def register_household(
     """Register one household; returns it and whether it was created (False: the same
     `external_id` was already registered by the organisation)."""
     [result] = await register_households(
-        session, settings, principal, [data], loc_prefix=("body",), traceparent=traceparent
+        session, settings, principal, [data], loc_prefix=("body",), indexed=False, traceparent=traceparent
     )
     if result.status == BatchItemStatus.rejected:
         errors = Errors(())
@@ -934,7 +935,9 @@ async def list_duplicate_candidates(
     page, more = rows[:limit], len(rows) > limit
     return DuplicateCandidatePage(
         items=await _candidate_reads(session, settings, principal, page),
-        next_cursor=encode_cursor(f"{page[-1].created_at and page[-1].created_at.isoformat()}|{page[-1].id}") if more and page else None,
+        next_cursor=encode_cursor(f"{page[-1].created_at and page[-1].created_at.isoformat()}|{page[-1].id}")
+        if more and page
+        else None,
     )
 
 
