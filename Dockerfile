@@ -10,10 +10,8 @@
 # environment and no build tools, runs as an unprivileged user and works on a read-only root file
 # system (writable /tmp only).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
 # ---------------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -41,7 +39,8 @@ RUN uv sync --frozen --no-dev --no-editable \
  && /opt/venv/bin/dtm --help > /dev/null
 
 # ---------------------------------------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS runtime
+# the same base as the build stage: the virtual environment's python links to /usr/local/bin
+FROM python:3.11-slim-bookworm AS runtime
 
 LABEL org.opencontainers.image.title="dtm-platform" \
       org.opencontainers.image.description="Displacement tracking: registration, sites and reporting services" \
