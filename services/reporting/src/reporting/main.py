@@ -1,0 +1,44 @@
+"""Composition root of the reporting service: everything is built in `create_app()`/lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from dtm_shared.auth import TokenVerifier
+from dtm_shared.db import create_engine, create_sessionmaker
+from dtm_shared.logs import configure_logging
+from dtm_shared.web import build_app
+from reporting.api import pages, router
+from reporting.settings import ReportingSettings
+
+
+def create_app(settings: ReportingSettings | None = None) -> FastAPI:
+    settings = settings or ReportingSettings()
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.token_verifier = TokenVerifier(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    return build_app(
+        settings,
+        title="dtm-platform reporting",
+        description="Indicators at any date, disaggregated by sex and age; gaps and overlaps; exports; dashboard. "
+        "Built only from the events of registration and sites; holds no personal data.",
+        routers=[router, pages],
+        lifespan=lifespan,
+        tags=[
+            {"name": "indicators", "description": "Indicators (scope indicators:read)"},
+            {"name": "exports", "description": "CSV, HXL and JSON exports (scope indicators:read)"},
+        ],
+    )

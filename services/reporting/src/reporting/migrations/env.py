@@ -1,0 +1,3 @@
+from dtm_shared.migrations import run_env
+
+run_env()

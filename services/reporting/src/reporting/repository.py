@@ -1,0 +1,331 @@
+"""All queries of the reporting service (read models in the `reporting` schema).
+
+Every read-model table has a `gen` column (LIST partitions, one per generation); the API reads the
+generation named by `generation.current`, the live consumer writes to it (`live_generation()`), a
+rebuild fills a new one and switches the pointer (rebuild.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+COUNT_COLUMNS = ("h", "f0", "f1", "f2", "f3", "f4", "m0", "m1", "m2", "m3", "m4")
+"""Households, then individuals by sex (f, m) and age bracket index (0_4, 5_11, 12_17, 18_59, 60_plus)."""
+
+CELL_DIMENSIONS = {
+    "admin1": "c.admin1",
+    "admin2": "c.admin2",
+    "admin3": "c.admin3",
+    "site": "c.site_id",
+    "population_group": "c.population_group",
+    "displacement_reason": "c.displacement_reason",
+    "origin_admin1": "nullif(c.origin_admin1, '')",
+    "country_of_asylum": "nullif(c.country_of_asylum, '')",
+}
+"""Dimensions held by population cells; `sex` and `age_group` are columns of the counts."""
+
+GENERATION_LOCK = "hashtext('reporting.generation')"
+
+
+@dataclass(frozen=True)
+class CellRow:
+    dims: tuple[Any, ...]
+    counts: tuple[int, ...]
+
+
+# -- generations ----------------------------------------------------------------------------------
+
+
+async def current_generation(session: AsyncSession) -> int:
+    return int((await session.execute(text("SELECT current FROM generation"))).scalar_one())
+
+
+async def lock_generation_exclusive(session: AsyncSession) -> None:
+    await session.execute(text(f"SELECT pg_advisory_xact_lock({GENERATION_LOCK})"))
+
+
+# -- population -----------------------------------------------------------------------------------
+
+
+def _filters_sql(filters: Mapping[str, Sequence[str]], params: dict[str, Any]) -> str:
+    clauses = []
+    for i, (dim, values) in enumerate(sorted(filters.items())):
+        if dim not in CELL_DIMENSIONS or not values:
+            continue
+        params[f"f{i}"] = list(values)
+        column = CELL_DIMENSIONS[dim]
+        if dim == "site":
+            clauses.append(f"{column}::text = ANY(CAST(:f{i} AS text[]))")
+        else:
+            clauses.append(f"{column} = ANY(CAST(:f{i} AS text[]))")
+    return " AND ".join(clauses) if clauses else "true"
+
+
+async def checkpoint_exists(session: AsyncSession, gen: int, month: date) -> bool:
+    row = await session.execute(
+        text("SELECT 1 FROM checkpoint_months WHERE gen = :g AND month = :m"), {"g": gen, "m": month}
+    )
+    return row.first() is not None
+
+
+async def create_checkpoint(session: AsyncSession, gen: int, month: date) -> None:
+    """The cumulative population of every cell before `month` (exclusive lock: no apply in flight)."""
+    await lock_generation_exclusive(session)
+    if await checkpoint_exists(session, gen, month):
+        return
+    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
+    await session.execute(
+        text(
+            f"INSERT INTO checkpoints (gen, month, cell_id, {', '.join(COUNT_COLUMNS)}) "
+            f"SELECT :g, :m, cell_id, {sums} FROM deltas WHERE gen = :g AND day < :m GROUP BY cell_id"
+        ),
+        {"g": gen, "m": month},
+    )
+    await session.execute(text("INSERT INTO checkpoint_months (gen, month) VALUES (:g, :m)"), {"g": gen, "m": month})
+
+
+async def population_cells(
+    session: AsyncSession,
+    gen: int,
+    month: date,
+    as_of: date,
+    dims: Sequence[str],
+    filters: Mapping[str, Sequence[str]],
+) -> list[CellRow]:
+    """Population at `as_of` per combination of `dims`: the checkpoint at the start of `as_of`'s
+    month plus the deltas of the days since (one statement, one snapshot)."""
+    params: dict[str, Any] = {"g": gen, "m": month, "d": as_of}
+    select_dims = [f"{CELL_DIMENSIONS[d]} AS d{i}" for i, d in enumerate(dims)]
+    group = f"GROUP BY {', '.join(CELL_DIMENSIONS[d] for d in dims)}" if dims else ""
+    cols = ", ".join(COUNT_COLUMNS)
+    sums = ", ".join(f"coalesce(sum(s.{c}), 0)::bigint" for c in COUNT_COLUMNS)
+    where = _filters_sql(filters, params)
+    sql = f"""
+        SELECT {", ".join([*select_dims, sums])}
+        FROM (
+            SELECT cell_id, {cols} FROM checkpoints WHERE gen = :g AND month = :m
+            UNION ALL
+            SELECT cell_id, {cols} FROM deltas WHERE gen = :g AND day >= :m AND day <= :d
+        ) s
+        JOIN cells c ON c.gen = :g AND c.cell_id = s.cell_id
+        WHERE {where}
+        {group}
+    """
+    rows = (await session.execute(text(sql), params)).all()
+    n = len(dims)
+    return [CellRow(tuple(r[:n]), tuple(int(v) for v in r[n:])) for r in rows]
+
+
+async def population_changes(
+    session: AsyncSession,
+    gen: int,
+    unit: str,
+    start: date,
+    end: date,
+    dims: Sequence[str],
+    filters: Mapping[str, Sequence[str]],
+) -> list[tuple[date, CellRow]]:
+    """The sum of the deltas per `unit` ('month'|'quarter') bucket between `start` and `end`."""
+    params: dict[str, Any] = {"g": gen, "s": start, "e": end, "u": unit}
+    select_dims = [f"{CELL_DIMENSIONS[d]} AS d{i}" for i, d in enumerate(dims)]
+    sums = ", ".join(f"coalesce(sum(s.{c}), 0)::bigint" for c in COUNT_COLUMNS)
+    where = _filters_sql(filters, params)
+    group = ", ".join(["bucket", *(CELL_DIMENSIONS[d] for d in dims)])
+    sql = f"""
+        SELECT date_trunc(:u, s.day)::date AS bucket, {", ".join([*select_dims, sums])}
+        FROM deltas s JOIN cells c ON c.gen = :g AND c.cell_id = s.cell_id
+        WHERE s.gen = :g AND s.day >= :s AND s.day <= :e AND {where}
+        GROUP BY {group}
+    """
+    rows = (await session.execute(text(sql), params)).all()
+    n = len(dims)
+    return [(r[0], CellRow(tuple(r[1 : n + 1]), tuple(int(v) for v in r[n + 1 :]))) for r in rows]
+
+
+# -- sites and the rest -----------------------------------------------------------------------------
+
+
+async def sites(session: AsyncSession, gen: int) -> list[dict[str, Any]]:
+    rows = await session.execute(text("SELECT * FROM sites WHERE gen = :g ORDER BY code"), {"g": gen})
+    return [dict(r._mapping) for r in rows]
+
+
+OPEN_AT = (
+    "s.opened_on <= :d AND (s.closed_on IS NULL OR s.closed_on > :d) "
+    "AND NOT (s.status = 'closed' AND s.closed_on IS NULL)"
+)
+
+
+async def open_sites(session: AsyncSession, gen: int, as_of: date) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(f"SELECT * FROM sites s WHERE gen = :g AND {OPEN_AT} ORDER BY code"), {"g": gen, "d": as_of}
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def latest_assessments(session: AsyncSession, gen: int, as_of: date) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT ON (site_id) * FROM assessments WHERE gen = :g AND assessed_on <= :d "
+            "ORDER BY site_id, round_number DESC, assessed_on DESC"
+        ),
+        {"g": gen, "d": as_of},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def latest_round(session: AsyncSession, gen: int, as_of: date) -> tuple[int | None, int]:
+    row = (
+        await session.execute(
+            text(
+                "WITH r AS (SELECT max(round_number) AS n FROM assessments WHERE gen = :g AND assessed_on <= :d) "
+                "SELECT r.n, (SELECT count(DISTINCT site_id) FROM assessments a "
+                "WHERE a.gen = :g AND a.round_number = r.n AND a.assessed_on <= :d) FROM r"
+            ),
+            {"g": gen, "d": as_of},
+        )
+    ).one()
+    return (int(row[0]) if row[0] is not None else None), int(row[1] or 0)
+
+
+ACTIVE_AT = (
+    "a.status <> 'planned' AND a.start_date <= :d AND "
+    "coalesce(a.end_date, CASE WHEN a.status = 'ended' THEN a.start_date - 1 ELSE 'infinity'::date END) >= :d"
+)
+
+
+async def active_activities(session: AsyncSession, gen: int, as_of: date) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        text(f"SELECT * FROM activities a WHERE gen = :g AND {ACTIVE_AT}"), {"g": gen, "d": as_of}
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def overlapping_activities(session: AsyncSession, gen: int, as_of: date) -> list[dict[str, Any]]:
+    """Pairs of activities of different organisations with the same site, sector and activity code
+    whose periods overlap and whose overlap has started by `as_of`."""
+    end = "coalesce({t}.end_date, 'infinity'::date)"
+    rows = await session.execute(
+        text(
+            "SELECT a.site_id, a.sector, a.activity, "
+            "a.organization AS organization_a, b.organization AS organization_b, "
+            "a.activity_id AS activity_a, b.activity_id AS activity_b, "
+            "greatest(a.start_date, b.start_date) AS overlap_from, "
+            f"nullif(least({end.format(t='a')}, {end.format(t='b')}), 'infinity'::date) AS overlap_to "
+            "FROM activities a JOIN activities b ON b.gen = a.gen AND b.site_id = a.site_id AND b.sector = a.sector "
+            "AND b.activity = a.activity AND a.organization < b.organization "
+            f"AND a.start_date <= {end.format(t='b')} AND b.start_date <= {end.format(t='a')} "
+            "WHERE a.gen = :g AND a.status <> 'planned' AND b.status <> 'planned' "
+            "AND greatest(a.start_date, b.start_date) <= :d "
+            "ORDER BY a.site_id, a.sector, a.activity, a.organization, b.organization"
+        ),
+        {"g": gen, "d": as_of},
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+async def reports(session: AsyncSession, gen: int, periods: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    if periods is None:
+        rows = await session.execute(text("SELECT * FROM reports WHERE gen = :g"), {"g": gen})
+    else:
+        rows = await session.execute(
+            text("SELECT * FROM reports WHERE gen = :g AND period = ANY(CAST(:p AS text[]))"),
+            {"g": gen, "p": list(periods)},
+        )
+    return [dict(r._mapping) for r in rows]
+
+
+async def freshness(session: AsyncSession, group: str) -> dict[str, Any]:
+    row = (
+        await session.execute(
+            text(
+                "SELECT max(last_event_at) AS last_event_at, max(updated_at) AS updated_at, "
+                "coalesce(sum(greatest(coalesce(high_water, 0) - next_offset, 0)), 0) AS behind, now() AS now "
+                "FROM consumer_positions WHERE group_id = :g"
+            ),
+            {"g": group},
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+# -- projection writes (the consumer and the rebuild) ----------------------------------------------------
+
+APPLY_HOUSEHOLD = text(
+    "SELECT apply_household(CAST(:gen AS integer), CAST(:id AS uuid), CAST(:version AS integer), "
+    "CAST(:effective AS date), CAST(:status AS text), CAST(:inactive_reason AS text), CAST(:site AS uuid), "
+    "CAST(:location AS text), CAST(:admin2 AS text), CAST(:admin1 AS text), CAST(:origin AS text), "
+    "CAST(:origin_admin1 AS text), CAST(:grp AS text), CAST(:reason AS text), CAST(:country AS text), "
+    "CAST(:registration_date AS date), CAST(:displacement_date AS date), CAST(:return_date AS date), "
+    "CAST(:repatriation_date AS date), CAST(:org AS text), CAST(:female AS boolean[]), CAST(:dobs AS date[]), "
+    "CAST(:needs AS text[]))"
+)
+
+
+async def apply_household(session: AsyncSession, params: Mapping[str, Any]) -> str:
+    return str((await session.execute(APPLY_HOUSEHOLD, dict(params))).scalar_one())
+
+
+def _upsert(table: str, key: str, columns: Sequence[str]) -> str:
+    cols = ["gen", key, "version", *columns]
+    values = ["coalesce(CAST(:gen AS integer), live_generation())", *(f":{c}" for c in cols[1:])]
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols[2:])
+    return (
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join(values)}) "
+        f"ON CONFLICT (gen, {key}) DO UPDATE SET {sets} WHERE {table}.version < excluded.version"
+    )
+
+
+SITE_COLUMNS = (
+    "code",
+    "name",
+    "site_type",
+    "location_pcode",
+    "admin1",
+    "admin2",
+    "latitude",
+    "longitude",
+    "capacity_households",
+    "management_agency",
+    "opened_on",
+    "status",
+    "closed_on",
+)
+ASSESSMENT_COLUMNS = (
+    "site_id",
+    "round_number",
+    "assessed_on",
+    "households",
+    "individuals",
+    "by_sex_age",
+    "by_reason",
+    "coverage",
+    "priority_needs",
+    "risks",
+)
+ACTIVITY_COLUMNS = ("site_id", "organization", "sector", "activity", "start_date", "end_date", "status")
+COMMITTEE_COLUMNS = ("admin1_pcode", "name", "member_organizations", "quorum")
+REPORT_COLUMNS = ("site_id", "period", "report_version", "status", "submitted_by_org", "submitted_at", "decided_at")
+
+UPSERTS = {
+    "sites": text(_upsert("sites", "site_id", SITE_COLUMNS)),
+    "assessments": text(
+        _upsert("assessments", "assessment_id", ASSESSMENT_COLUMNS)
+        .replace(":by_sex_age", "CAST(:by_sex_age AS jsonb)")
+        .replace(":by_reason", "CAST(:by_reason AS jsonb)")
+        .replace(":coverage", "CAST(:coverage AS jsonb)")
+    ),
+    "activities": text(_upsert("activities", "activity_id", ACTIVITY_COLUMNS)),
+    "committees": text(_upsert("committees", "committee_id", COMMITTEE_COLUMNS)),
+    "reports": text(_upsert("reports", "report_id", REPORT_COLUMNS)),
+}
+
+
+async def upsert(session: AsyncSession, table: str, params: Mapping[str, Any]) -> None:
+    await session.execute(UPSERTS[table], dict(params))

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from dtm_shared.settings import ServiceSettings
+
+
+class ReportingSettings(ServiceSettings):
+    service_name: str = "reporting"
+    consumer_group: str = Field(default="reporting", description="Consumer group of the live projection.")
+    suppression_threshold: int = Field(
+        default=5,
+        ge=1,
+        description="Export cells with fewer individuals than this are suppressed for callers without detail "
+        "rights (scopes `households:pii` or `admin`).",
+    )
+    registration_api_url: str = Field(default="http://127.0.0.1:8001", description="For `dtm verify`.")
+    sites_api_url: str = Field(default="http://127.0.0.1:8002", description="For `dtm verify`.")
+    rebuild_grace_seconds: float = Field(
+        default=2.0, description="After a switch-over, wait this long before dropping the old generation."
+    )
