@@ -207,27 +207,83 @@ def token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds")] = 8 * 3600,
 ) -> None:
     """Mint a local token from the dev key (`.stack/keys`, never in git); prints only the token."""
-    from dtm_shared.auth import SCOPES, generate_dev_keypair, mint_token
-    from dtm_shared.settings import ServiceSettings
+    from dtm_shared.auth import SCOPES
 
     scopes = [s for item in scope for s in item.split()]
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         typer.echo(f"unknown scope(s): {' '.join(unknown)}; known: {' '.join(SCOPES)}", err=True)
         raise typer.Exit(2)
+    typer.echo(mint_local_token(org, scopes, sub=sub, ttl=ttl))
+
+
+def mint_local_token(org: str, scopes: list[str], *, sub: str | None = None, ttl: int = 8 * 3600) -> str:
+    from dtm_shared.auth import generate_dev_keypair, mint_token
+    from dtm_shared.settings import ServiceSettings
+
     private, _ = generate_dev_keypair(_keys_dir())
     settings = ServiceSettings()
-    typer.echo(
-        mint_token(
-            private.read_bytes(),
-            org=org,
-            scopes=scopes,
-            sub=sub,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            ttl_seconds=ttl,
-        )
+    return mint_token(
+        private.read_bytes(),
+        org=org,
+        scopes=scopes,
+        sub=sub,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=ttl,
     )
+
+
+# -- the whole system locally ------------------------------------------------------------------------
+
+
+@app.command("up")
+def up(
+    demo: Annotated[bool, typer.Option(help="Load the demo data")] = True,
+    keep_stack: Annotated[bool, typer.Option(help="Leave Postgres and Kafka running on exit")] = False,
+) -> None:
+    """Run everything locally: stack, migrations, APIs, relays, consumers, demo data. Ctrl-C stops."""
+    from dtm_cli import local
+    from dtm_cli import stack as stack_mod
+    from dtm_shared.auth import generate_dev_keypair
+
+    stack_mod.up()
+    generate_dev_keypair(_keys_dir())
+    migrate(MigrateTarget.all)
+    local.run(demo=demo, keep_stack=keep_stack)
+
+
+demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
+
+
+@demo_app.command("load")
+def demo_load(
+    registration_url: Annotated[str, typer.Option(help="Registration API")] = "http://127.0.0.1:8001",
+    sites_url: Annotated[str, typer.Option(help="Sites API")] = "http://127.0.0.1:8002",
+    scale: Annotated[int, typer.Option(help="One demo household per this many DTM households")] = 20,
+) -> None:
+    """Load demo sites and households (IOM DTM round 64 communes) through the APIs. Idempotent."""
+    from dtm_cli import demo as demo_mod
+
+    token = os.environ.get("DTM_TOKEN") or mint_local_token("DNDS", ["admin"])
+    typer.echo(demo_mod.load(registration_url, sites_url, token, scale=scale))
+
+
+@app.command("asyncapi")
+def asyncapi(
+    output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout")] = None,
+) -> None:
+    """Print (or write) the AsyncAPI 3.0 document generated from the event contracts."""
+    import json
+
+    from dtm_shared.events.asyncapi import build_asyncapi
+
+    text = json.dumps(build_asyncapi(), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        typer.echo(text, nl=False)
 
 
 def main() -> None:
