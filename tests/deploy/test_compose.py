@@ -15,8 +15,15 @@ from tests.deploy.conftest import ROOT, SERVICES, check_dtm_command, is_dtm_imag
 
 API_PORTS = {"registration": 8001, "sites": 8002, "reporting": 8003}
 # DTM_* variables read by the CLI itself rather than by ServiceSettings.
-CLI_ENV = {"DTM_DB_PASSWORD_REGISTRATION", "DTM_DB_PASSWORD_SITES", "DTM_DB_PASSWORD_REPORTING",
-           "DTM_HEALTHCHECK_URL", "DTM_HOME", "DTM_KEYS_DIR", "DTM_STACK_DIR"}
+CLI_ENV = {
+    "DTM_DB_PASSWORD_REGISTRATION",
+    "DTM_DB_PASSWORD_SITES",
+    "DTM_DB_PASSWORD_REPORTING",
+    "DTM_HEALTHCHECK_URL",
+    "DTM_HOME",
+    "DTM_KEYS_DIR",
+    "DTM_STACK_DIR",
+}
 
 
 @functools.cache
@@ -30,8 +37,14 @@ def _services() -> dict[str, dict[str, Any]]:
     return compose()["services"]
 
 
+def _image(svc: dict[str, Any]) -> str:
+    """The image, with a `${DTM_IMAGE:-default}` interpolation resolved to its default."""
+    image = str(svc.get("image", ""))
+    return image.replace("${DTM_IMAGE:-", "").rstrip("}")
+
+
 def _dtm_services() -> dict[str, dict[str, Any]]:
-    return {name: s for name, s in _services().items() if is_dtm_image(str(s.get("image", "")).replace("${DTM_IMAGE:-", "").rstrip("}"))}
+    return {name: s for name, s in _services().items() if is_dtm_image(_image(s))}
 
 
 def test_matches_the_compose_specification() -> None:

@@ -42,7 +42,7 @@ def test_image_contract() -> None:
     assert len(froms) >= 2, "multi-stage build"
     runs = " ".join(rest for word, rest in ins if word == "RUN")
     assert "uv sync --frozen --no-dev" in runs, "dependencies come from uv.lock only"
-    final = ins[max(i for i, (w, _) in enumerate(ins) if w == "FROM"):]
+    final = ins[max(i for i, (w, _) in enumerate(ins) if w == "FROM") :]
     users = [rest for word, rest in final if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the runtime stage runs as a non-root user"
     assert users[-1].split(":")[0].isdigit(), "a numeric uid, so Kubernetes runAsNonRoot can verify it"

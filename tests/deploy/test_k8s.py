@@ -90,8 +90,12 @@ def test_crd_schemas_are_valid_crds() -> None:
 def test_strict_crd_schema_rejects_typos() -> None:
     """The CRD validation below must catch a misspelt field, not pass everything."""
     schema = crd_schemas()[("kafka.strimzi.io/v1", "KafkaTopic")]
-    good = {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic", "metadata": {"name": "t"},
-            "spec": {"partitions": 6, "replicas": 3, "config": {"retention.ms": -1}}}
+    good = {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaTopic",
+        "metadata": {"name": "t"},
+        "spec": {"partitions": 6, "replicas": 3, "config": {"retention.ms": -1}},
+    }
     jsonschema.validate(good, schema)
     bad = copy.deepcopy(good)
     bad["spec"]["partition"] = 6
@@ -204,7 +208,8 @@ def test_pod_security(overlay: str) -> None:
                 failures.append(f"{cid}: allowPrivilegeEscalation must be false")
             if sc.get("capabilities", {}).get("drop") != ["ALL"]:
                 failures.append(f"{cid}: capabilities must drop ALL")
-            if sc.get("readOnlyRootFilesystem") is not True and (obj["kind"], obj["metadata"]["name"]) not in WRITABLE_ROOT:
+            writable_ok = (obj["kind"], obj["metadata"]["name"]) in WRITABLE_ROOT
+            if sc.get("readOnlyRootFilesystem") is not True and not writable_ok:
                 failures.append(f"{cid}: readOnlyRootFilesystem must be true")
             res = c.get("resources", {})
             for part in ("requests", "limits"):
@@ -297,8 +302,11 @@ def test_network_policies(overlay: str) -> None:
         labels = obj["spec"]["template"]["metadata"]["labels"]
         if labels.get("app.kubernetes.io/name") in ("postgres", "kafka"):
             continue
-        covering = [p for p in policies if _selects(p["spec"]["podSelector"], labels)
-                    and {"Ingress", "Egress"} <= set(p["spec"]["policyTypes"])]
+        covering = [
+            p
+            for p in policies
+            if _selects(p["spec"]["podSelector"], labels) and {"Ingress", "Egress"} <= set(p["spec"]["policyTypes"])
+        ]
         assert covering, f"{obj['kind']}/{obj['metadata']['name']}: no NetworkPolicy restricts it"
     # each service may reach only PostgreSQL, Kafka and DNS (prod adds HTTPS for JWKS to the APIs)
     for svc in SERVICES:
