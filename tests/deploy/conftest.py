@@ -68,6 +68,27 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def pod_labels(obj: dict[str, Any]) -> dict[str, str]:
+    if obj["kind"] == "CronJob":
+        return dict(obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {}))
+    return dict(obj["spec"]["template"]["metadata"].get("labels", {}))
+
+
+@functools.cache
+def setting_env_names() -> frozenset[str]:
+    """The environment variable of every setting: the shared ones and each service's own."""
+    import importlib
+
+    from dtm_shared.settings import ServiceSettings
+
+    names = {f"DTM_{name.upper()}" for name in ServiceSettings.model_fields}
+    for svc in SERVICES:
+        module = importlib.import_module(f"{svc}.settings")
+        cls = getattr(module, f"{svc.capitalize()}Settings")
+        names |= {f"DTM_{name.upper()}" for name in cls.model_fields}
+    return frozenset(names)
+
+
 def is_dtm_image(image: str) -> bool:
     """`registry.example.org/dtm/dtm-platform:0.1.0@sha256:...` -> is `dtm-platform`."""
     last = image.split("@", 1)[0].rsplit("/", 1)[-1]

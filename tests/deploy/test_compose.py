@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.conftest import ROOT, SERVICES, check_dtm_command, is_dtm_image
+from tests.deploy.conftest import ROOT, SERVICES, check_dtm_command, is_dtm_image, setting_env_names
 
 API_PORTS = {"registration": 8001, "sites": 8002, "reporting": 8003}
 # DTM_* variables read by the CLI itself rather than by ServiceSettings.
@@ -125,9 +125,7 @@ def test_named_volumes_and_secrets_declared() -> None:
 
 
 def test_environment_names_real_settings() -> None:
-    from dtm_shared.settings import ServiceSettings
-
-    fields = {f"DTM_{name.upper()}" for name in ServiceSettings.model_fields}
+    fields = setting_env_names()
     failures = []
     for name, svc in _dtm_services().items():
         env = svc.get("environment") or {}

@@ -21,8 +21,10 @@ from tests.deploy.conftest import (
     check_dtm_command,
     is_dtm_image,
     objects,
+    pod_labels,
     pod_spec,
     render,
+    setting_env_names,
 )
 
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
@@ -299,7 +301,7 @@ def test_network_policies(overlay: str) -> None:
     policies = [o for o in docs if o["kind"] == "NetworkPolicy"]
     # every pod of ours is selected by a policy with both Ingress and Egress rules
     for obj in _workloads(overlay):
-        labels = obj["spec"]["template"]["metadata"]["labels"]
+        labels = pod_labels(obj)
         if labels.get("app.kubernetes.io/name") in ("postgres", "kafka"):
             continue
         covering = [
@@ -328,9 +330,7 @@ def test_network_policies(overlay: str) -> None:
 
 
 def test_config_map_holds_only_real_settings(overlay: str) -> None:
-    from dtm_shared.settings import ServiceSettings
-
-    fields = {f"DTM_{name.upper()}" for name in ServiceSettings.model_fields}
+    fields = setting_env_names()
     cms = [o for o in objects(overlay) if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("dtm-config")]
     assert len(cms) == 1
     data = cms[0]["data"]
