@@ -77,23 +77,23 @@ class StackEnv:
         return {"Authorization": f"Bearer {self.token(org, *scopes)}"}
 
 
-@pytest.fixture(scope="session")
-def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
-    """A fresh database and topic prefix on the real servers for this test session."""
+@contextlib.contextmanager
+def fresh_env(keys_dir: Path, *, migrate: bool) -> Iterator[StackEnv]:
+    """A database of its own (provisioned like production) and a topic prefix of its own."""
     from dtm_cli import stack
     from dtm_shared.auth import generate_dev_keypair
 
-    if not os.environ.get("DTM_SKIP_STACK_UP"):
-        stack.up()
     admin = stack.admin_database_url()
     suffix = uuid.uuid4().hex[:10]
     database = f"dtm_test_{suffix}"
     prefix = f"test-{suffix}."
     asyncio.run(stack.provision_database(admin, database))
     asyncio.run(stack.create_topics(stack.kafka_bootstrap(), prefix=prefix))
-    private, public = generate_dev_keypair(tmp_path_factory.mktemp("keys"))
+    private, public = generate_dev_keypair(keys_dir)
     env = StackEnv(admin, database, stack.kafka_bootstrap(), prefix, private.read_bytes(), public)
     try:
+        if migrate:
+            migrate_all(env)
         yield env
     finally:
         if not os.environ.get("DTM_KEEP_TEST_DB"):
@@ -102,16 +102,35 @@ def test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
                 asyncio.run(stack.delete_topics(stack.kafka_bootstrap(), prefix))
 
 
-@pytest.fixture(scope="session")
-def migrated(test_env: StackEnv) -> StackEnv:
-    """The test database with every service's migrations applied."""
+def migrate_all(env: StackEnv) -> None:
     from dtm_cli.services import entry
     from dtm_shared.migrations import upgrade
 
     for service in SERVICES:
         svc = entry(service)
         if (svc.migrations_dir / "versions").is_dir():
-            upgrade(svc.migrations_dir, test_env.settings(service))
+            upgrade(svc.migrations_dir, env.settings(service))
+
+
+@pytest.fixture(scope="session")
+def stack_up() -> None:
+    from dtm_cli import stack
+
+    if not os.environ.get("DTM_SKIP_STACK_UP"):
+        stack.up()
+
+
+@pytest.fixture(scope="session")
+def test_env(stack_up: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """A fresh database and topic prefix on the real servers for this test session."""
+    with fresh_env(tmp_path_factory.mktemp("keys"), migrate=False) as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def migrated(test_env: StackEnv) -> StackEnv:
+    """The session's database with every service's migrations applied."""
+    migrate_all(test_env)
     return test_env
 
 
@@ -240,9 +259,17 @@ class ProcessGroup:
                 proc.popen.kill()
 
 
-@pytest.fixture(scope="session")
-def processes(migrated: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessGroup]:
-    group = ProcessGroup(migrated, tmp_path_factory.mktemp("process-logs"))
+@pytest.fixture(scope="module")
+def isolated(stack_up: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackEnv]:
+    """A migrated database and topics of the test module's own: what it counts is only its data."""
+    with fresh_env(tmp_path_factory.mktemp("keys"), migrate=True) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def processes(isolated: StackEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessGroup]:
+    """Real `dtm` processes on the module's own database and topics (`processes.env`)."""
+    group = ProcessGroup(isolated, tmp_path_factory.mktemp("process-logs"))
     try:
         yield group
     finally:

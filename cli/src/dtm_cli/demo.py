@@ -220,7 +220,6 @@ def load(
                     site_ids[body["location_pcode"]] = match[0]["id"]
             else:
                 raise RuntimeError(f"createSite {body['code']}: {r.status_code} {r.text[:300]}")
-        _wait_for_replica(client, registration_url, site_ids)
         batch: list[dict[str, Any]] = []
         for household in demo_households(cs, site_ids, scale):
             batch.append(household)
@@ -232,26 +231,26 @@ def load(
     return counts
 
 
-def _wait_for_replica(client: httpx.Client, registration_url: str, site_ids: dict[str, str]) -> None:
-    """Registration learns of sites through `dtm.sites`; give its replica a moment to catch up."""
+def _send(client: httpx.Client, url: str, batch: list[dict[str, Any]], counts: dict[str, int]) -> None:
+    """Register a batch; items refused only because registration's site replica has not yet
+    caught up with `dtm.sites` are sent again for up to a minute."""
     import time
 
-    if not site_ids:
-        return
-    probe = next(iter(site_ids.values()))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        r = client.get(f"{registration_url}/v1/sites/{probe}")
-        if r.status_code == 200:
+    while True:
+        r = client.post(f"{url}/v1/households/batch", json={"households": batch})
+        if r.status_code != 200:
+            raise RuntimeError(f"registerHouseholdsBatch: {r.status_code} {r.text[:300]}")
+        retry = []
+        for item in r.json()["items"]:
+            waiting = item["status"] == "rejected" and all(
+                "site_id" in e["loc"] and e["msg"] == "unknown site" for e in item["errors"]
+            )
+            if waiting and time.monotonic() < deadline:
+                retry.append(batch[item["index"]])
+            else:
+                counts[item["status"]] += 1
+        if not retry:
             return
-        time.sleep(0.5)
-
-
-def _send(client: httpx.Client, url: str, batch: list[dict[str, Any]], counts: dict[str, int]) -> None:
-    r = client.post(f"{url}/v1/households/batch", json={"households": batch})
-    if r.status_code not in (200, 207):
-        raise RuntimeError(f"registerHouseholdsBatch: {r.status_code} {r.text[:300]}")
-    for item in r.json().get("results", r.json().get("items", [])):
-        status = item.get("status") or item.get("outcome")
-        if status in counts:
-            counts[status] += 1
+        batch = retry
+        time.sleep(1)
