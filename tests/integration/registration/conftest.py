@@ -19,7 +19,7 @@ _seq = itertools.count(1)
 def member(**kw: Any) -> dict[str, Any]:
     base = {
         "given_name": "Aminata",
-        "family_name": "Traoré",
+        "family_name": f"Traoré-{uuid.uuid4().hex[:6]}",
         "sex": "female",
         "date_of_birth": "1985-03-02",
         "relationship": "head",
@@ -29,21 +29,35 @@ def member(**kw: Any) -> dict[str, Any]:
     return base
 
 
+def _origins() -> list[str]:
+    from dtm_shared.pcodes import gazetteer
+
+    return [a.pcode for a in gazetteer().areas if a.level == 3]
+
+
 def household(**kw: Any) -> dict[str, Any]:
-    """A valid host-community IDP household with a unique head name (no accidental duplicates)."""
+    """A valid host-community IDP household with a unique head name, a random origin commune and
+    birth date (like real data: no accidental duplicates)."""
+    import random
+
     n = next(_seq)
     unique = uuid.uuid4().hex[:8]
+    origins = _origins()
     base: dict[str, Any] = {
         "external_id": None,
         "population_group": "idp",
         "site_id": None,
         "location_pcode": "ML090106",
-        "origin_pcode": "ML0601",
+        "origin_pcode": random.choice(origins),
         "displacement_reason": "armed_conflict",
         "displacement_date": "2023-06-10",
         "registration_date": "2024-02-01",
         "members": [
-            member(given_name=f"Head{unique}", family_name=f"Family{n}x{unique}"),
+            member(
+                given_name=f"Head{unique}",
+                family_name=f"Family{n}x{unique}",
+                date_of_birth=f"{random.randint(1940, 2000)}-{random.randint(1, 12):02d}-{random.randint(1, 28):02d}",
+            ),
             member(given_name=f"Child{unique}", sex="male", date_of_birth=None, age_years=7, relationship="child"),
         ],
     }

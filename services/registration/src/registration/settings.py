@@ -14,6 +14,6 @@ class RegistrationSettings(ServiceSettings):
     #: Head-of-household name similarity (pg_trgm) at or above which a pair is a candidate.
     duplicate_name_similarity: float = 0.55
     #: Birth dates of the two heads within this many days (with the same origin) for a name match.
-    duplicate_birth_window_days: int = 730
+    duplicate_birth_window_days: int = 366
     #: The Kafka consumer group of the sites replica.
     sites_consumer_group: str = "registration-sites"

@@ -1,0 +1,105 @@
+"""registerHouseholdsBatch: an answer per item, valid items accepted, re-sent batches answer
+`existing`, 413 above the limit."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import StackEnv
+from tests.integration.registration.conftest import WRITE, household, member
+
+pytestmark = pytest.mark.integration
+
+
+async def test_mixed_batch_then_resent(api, migrated: StackEnv, db) -> None:
+    reg = api("registration")
+    h = migrated.headers("NRC", *WRITE)
+    tag = uuid.uuid4().hex[:6]
+    items = [
+        household(external_id=f"{tag}-0"),
+        household(external_id=f"{tag}-1", location_pcode="ML999999"),  # unknown P-code
+        household(external_id=f"{tag}-2", population_group="martian"),  # unknown enum
+        household(external_id=f"{tag}-3", members=[member(relationship="child")]),  # no head
+        household(external_id=f"{tag}-4"),
+        {"not": "a household"},
+        household(external_id=f"{tag}-0"),  # repeated in the same batch
+        household(external_id=None),
+    ]
+    r = await reg.post("/v1/households/batch", json={"households": items}, headers=h)
+    assert r.status_code == 200, r.text
+    result = r.json()
+    statuses = [i["status"] for i in result["items"]]
+    assert statuses == ["created", "rejected", "rejected", "rejected", "created", "rejected", "existing", "created"]
+    assert (result["created"], result["existing"], result["rejected"]) == (3, 1, 4)
+    assert [i["index"] for i in result["items"]] == list(range(8))
+    by_index = result["items"]
+    assert by_index[1]["errors"][0]["loc"] == ["body", "households", 1, "location_pcode"]
+    assert by_index[2]["errors"][0]["loc"] == ["body", "households", 2, "population_group"]
+    assert by_index[3]["errors"][0]["loc"] == ["body", "households", 3, "members"]
+    assert by_index[6]["household_id"] == by_index[0]["household_id"]
+    assert all(i["registration_number"].startswith("MLI-HH-") for i in by_index if i["status"] == "created")
+    created_ids = [i["household_id"] for i in by_index if i["status"] == "created"]
+    n = await db.fetchval("SELECT count(*) FROM households WHERE id = ANY($1::uuid[])", created_ids)
+    assert n == 3
+    members = await db.fetchval("SELECT count(*) FROM members WHERE household_id = ANY($1::uuid[])", created_ids)
+    assert members == 6
+    events = await db.fetch(
+        "SELECT key, event_type, payload::text AS payload FROM outbox WHERE key = ANY($1::text[])", created_ids
+    )
+    assert sorted(e["key"] for e in events) == sorted(created_ids)
+    assert {e["event_type"] for e in events} == {"dtm.household.registered.v1"}
+    assert all(json.loads(e["payload"])["members"] for e in events)
+    history = await db.fetchval(
+        "SELECT count(*) FROM household_history WHERE household_id = ANY($1::uuid[])", created_ids
+    )
+    assert history == 3
+
+    # The same batch again: nothing new, the items with an external id answer `existing`.
+    again = (await reg.post("/v1/households/batch", json={"households": items[:5]}, headers=h)).json()
+    assert [i["status"] for i in again["items"]] == ["existing", "rejected", "rejected", "rejected", "existing"]
+    assert again["items"][0]["household_id"] == by_index[0]["household_id"]
+    assert await db.fetchval("SELECT count(*) FROM households WHERE external_id LIKE $1", f"{tag}-%") == 2
+
+
+async def test_batch_limits(api, migrated: StackEnv) -> None:
+    reg = api("registration")
+    h = migrated.headers("NRC", *WRITE)
+    too_many = {"households": [{"x": i} for i in range(5001)]}
+    r = await reg.post("/v1/households/batch", json=too_many, headers=h)
+    assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json")
+    r = await reg.post("/v1/households/batch", json={"households": []}, headers=h)
+    assert r.status_code == 200 and r.json()["items"] == []
+    r = await reg.post("/v1/households/batch", json={"households": "nope"}, headers=h)
+    assert r.status_code == 422
+    r = await reg.post("/v1/households/batch", json=[household()], headers=h)
+    assert r.status_code == 422
+    r = await reg.post(
+        "/v1/households/batch", json={"households": [household()]}, headers=migrated.headers("NRC", "households:read")
+    )
+    assert r.status_code == 403
+
+
+async def test_full_size_batch(api, migrated: StackEnv, db) -> None:
+    reg = api("registration")
+    tag = uuid.uuid4().hex[:6]
+    items = [household(external_id=f"{tag}-{i}") for i in range(5000)]
+    r = await reg.post("/v1/households/batch", json={"households": items}, headers=migrated.headers("IRC", *WRITE))
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["created"] == 5000
+    assert await db.fetchval("SELECT count(*) FROM households WHERE registered_by_org = 'IRC'") == 5000
+    numbers = await db.fetchval("SELECT count(DISTINCT number) FROM households WHERE registered_by_org = 'IRC'")
+    assert numbers == 5000
+
+
+async def test_batch_with_idempotency_key(api, migrated: StackEnv) -> None:
+    reg = api("registration")
+    h = {**migrated.headers("NRC", *WRITE), "Idempotency-Key": str(uuid.uuid4())}
+    body = {"households": [household(), household()]}
+    first = await reg.post("/v1/households/batch", json=body, headers=h)
+    again = await reg.post("/v1/households/batch", json=body, headers=h)
+    assert first.json() == again.json() and first.json()["created"] == 2
+    other = await reg.post("/v1/households/batch", json={"households": [household()]}, headers=h)
+    assert other.status_code == 422
