@@ -46,6 +46,7 @@ from sites.schemas import (
     SiteRead,
     SiteReopen,
     SiteUpdate,
+    Text,
 )
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
@@ -311,7 +312,7 @@ async def list_service_activities(
     session: Session,
     principal: Reader,
     site_id: uuid.UUID | None = None,
-    organization: Annotated[str | None, Query(max_length=64)] = None,
+    organization: Annotated[Text | None, Query(max_length=64)] = None,
     sector: Sector | None = None,
     status_: Annotated[ActivityStatus | None, Query(alias="status")] = None,
     admin1: Admin1 = None,

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from dtm_shared.events.common import (
     ActivityStatus,
@@ -19,6 +19,14 @@ from dtm_shared.events.common import (
     SiteType,
 )
 
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 OrgCode = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 Period = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")]
 FigureKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -37,13 +45,13 @@ class _In(BaseModel):
 
 class SiteCreate(_In):
     code: SiteCode = Field(examples=["MLI-S-001"])
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     site_type: SiteType
-    location_pcode: str = Field(description="Admin3 (commune) P-code, e.g. ML090101", examples=["ML090106"])
+    location_pcode: Text = Field(description="Admin3 (commune) P-code, e.g. ML090101", examples=["ML090106"])
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     capacity_households: int | None = Field(default=None, ge=0, le=1_000_000)
-    management_agency: str | None = Field(default=None, max_length=200)
+    management_agency: Text | None = Field(default=None, max_length=200)
     opened_on: date
 
 
@@ -51,19 +59,19 @@ class SiteUpdate(_In):
     """Fields to change (absent = unchanged; `null` clears an optional field). Needs `If-Match`."""
 
     code: SiteCode | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
     site_type: SiteType | None = None
-    location_pcode: str | None = Field(default=None, description="Admin3 (commune) P-code")
+    location_pcode: Text | None = Field(default=None, description="Admin3 (commune) P-code")
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     capacity_households: int | None = Field(default=None, ge=0, le=1_000_000)
-    management_agency: str | None = Field(default=None, max_length=200)
+    management_agency: Text | None = Field(default=None, max_length=200)
     opened_on: date | None = None
 
 
 class SiteClose(_In):
     closed_on: date
-    closure_reason: str = Field(min_length=1, max_length=500, examples=["residents relocated to planned site"])
+    closure_reason: Text = Field(min_length=1, max_length=500, examples=["residents relocated to planned site"])
 
 
 class SiteReopen(_In):
@@ -227,13 +235,13 @@ class ServiceActivityList(BaseModel):
 
 class CommitteeCreate(_In):
     admin1_pcode: Admin1Code = Field(examples=["ML09"])
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     member_organizations: list[OrgCode] = Field(min_length=1, max_length=100)
     quorum: int = Field(ge=1, le=100, description="Approvals needed to validate a report.")
 
 
 class CommitteeUpdate(_In):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
     member_organizations: list[OrgCode] | None = Field(default=None, min_length=1, max_length=100)
     quorum: int | None = Field(default=None, ge=1, le=100)
 
@@ -259,7 +267,7 @@ class ActivityReportSubmission(_In):
     key_figures: dict[FigureKey, Annotated[int, Field(ge=0, le=100_000_000)]] = Field(
         max_length=100, examples=[{"households_present": 412, "new_arrivals": 37, "water_points_functional": 6}]
     )
-    narrative: str = Field(default="", max_length=20_000)
+    narrative: Text = Field(default="", max_length=20_000)
 
 
 class ActivityReportCreate(ActivityReportSubmission):
@@ -273,7 +281,7 @@ class ReviewDecision(StrEnum):
 
 class ActivityReportReview(_In):
     decision: ReviewDecision
-    comment: str | None = Field(default=None, max_length=5000, description="Required for a rejection.")
+    comment: Text | None = Field(default=None, max_length=5000, description="Required for a rejection.")
 
 
 class ReportReviewRead(BaseModel):
