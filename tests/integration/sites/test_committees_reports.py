@@ -278,3 +278,26 @@ async def test_moving_a_site_moves_its_reports_to_the_new_committee(api, migrate
         headers=migrated.headers("IRC", *REVIEW),
     )
     assert r.status_code == 200 and r.json()["admin1_pcode"] == "ML05"
+
+
+async def test_reviewers_read_their_queue_without_sites_read(api, migrated: StackEnv) -> None:
+    sites = api("sites")
+    committee = await _committee(sites, migrated, "ML05", ["CRS", "IRC", "NRC"], 2)
+    site = await create_site(sites, migrated, location_pcode="ML050101", opened_on="2024-01-10")
+    r = await sites.post(
+        f"/v1/sites/{site['id']}/activity-reports",
+        json={"period": "2024-06", "key_figures": {"households_present": 3}},
+        headers=migrated.headers("DRC", *WRITE),
+    )
+    report_id = r.json()["id"]
+    reviewer = migrated.headers("IRC", "reports:review")
+    queue = await sites.get(
+        f"/v1/committees/{committee['id']}/pending-reports", params={"limit": 500}, headers=reviewer
+    )
+    assert queue.status_code == 200 and report_id in [p["id"] for p in queue.json()["items"]]
+    assert all(p["status"] == "submitted" and p["admin1_pcode"] == "ML05" for p in queue.json()["items"])
+    assert (await sites.get(f"/v1/activity-reports/{report_id}", headers=reviewer)).status_code == 200
+    nobody = migrated.headers("IRC", "indicators:read")
+    assert_problem(await sites.get(f"/v1/activity-reports/{report_id}", headers=nobody), 403)
+    assert_problem(await sites.get(f"/v1/committees/{committee['id']}/pending-reports", headers=nobody), 403)
+    assert_problem(await sites.get(f"/v1/committees/{uuid.uuid4()}/pending-reports", headers=reviewer), 404)

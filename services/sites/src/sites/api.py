@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from dtm_shared.auth import Principal, require_scopes
 from dtm_shared.events.common import ActivityStatus, ReportStatus, Sector, SiteStatus, SiteType
-from dtm_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, ProblemDetail
+from dtm_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Forbidden, ProblemDetail
 from sites import service
 from sites.dependencies import Session, Settings
 from sites.http import etag
@@ -55,6 +55,16 @@ Authenticated = Annotated[Principal, Depends(require_scopes())]
 Reader = Annotated[Principal, Depends(require_scopes("sites:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("sites:write"))]
 Reviewer = Annotated[Principal, Depends(require_scopes("reports:review"))]
+
+
+async def _reads_reports(principal: Annotated[Principal, Depends(require_scopes())]) -> Principal:
+    """Reports are read by holders of `sites:read` and by reviewers (`reports:review`)."""
+    if not (principal.has("sites:read") or principal.has("reports:review")):
+        raise Forbidden("This operation needs the scope sites:read or reports:review.")
+    return principal
+
+
+ReportReader = Annotated[Principal, Depends(_reads_reports)]
 IfMatch = Annotated[
     str | None, Header(description='The ETag read before the change, e.g. `"3"`; 412 when the resource has changed.')
 ]
@@ -415,6 +425,7 @@ async def create_committee(
 
 @router.get("/committees", operation_id="listCommittees", tags=["committees"], response_model=CommitteeList)
 async def list_committees(session: Session, principal: Reader) -> CommitteeList:
+    """Every regional committee (at most one per region: a single page)."""
     return CommitteeList(items=[service.committee_read(c) for c in await service.list_committees(session)])
 
 
@@ -458,7 +469,7 @@ async def update_committee(
     response_model=ActivityReportList,
 )
 async def list_pending_reports(
-    committee_id: CommitteeId, session: Session, principal: Reader, limit: Limit = 50, cursor: Cursor = None
+    committee_id: CommitteeId, session: Session, principal: ReportReader, limit: Limit = 50, cursor: Cursor = None
 ) -> ActivityReportList:
     """Reports of the committee's region awaiting review, oldest submission first."""
     committee = await service.get_committee(session, committee_id)
@@ -503,7 +514,7 @@ async def submit_activity_report(
 )
 async def list_activity_reports(
     session: Session,
-    principal: Reader,
+    principal: ReportReader,
     site_id: uuid.UUID | None = None,
     period: Annotated[Period | None, Query(description="`YYYY-MM`")] = None,
     status_: Annotated[ReportStatus | None, Query(alias="status")] = None,
@@ -523,7 +534,7 @@ async def list_activity_reports(
     response_model=ActivityReportRead,
 )
 async def get_activity_report(
-    report_id: ReportId, session: Session, principal: Reader, response: Response
+    report_id: ReportId, session: Session, principal: ReportReader, response: Response
 ) -> ActivityReportRead:
     """A report with its reviews (every version's)."""
     report = await service.report_with_reviews(session, report_id)

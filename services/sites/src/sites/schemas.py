@@ -258,6 +258,7 @@ class CommitteeRead(BaseModel):
 
 class CommitteeList(BaseModel):
     items: list[CommitteeRead]
+    next_cursor: str | None = Field(default=None, description="Always null: every committee fits one page.")
 
 
 # -- activity reports ------------------------------------------------------------------------------
