@@ -40,7 +40,7 @@ Level = Annotated[Literal["admin1", "admin2", "admin3"], Query(description="Area
 
 
 def _f(description: str) -> object:
-    return Query(default=None, description=description)
+    return Query(description=description)
 
 
 class PopulationFilters:
