@@ -369,7 +369,7 @@ async def test_site_indicators(rep: ReportingEnv, world: tuple[World, dict]) -> 
 
 
 async def test_service_gaps_and_overlaps(rep: ReportingEnv, world: tuple[World, dict]) -> None:
-    w, named = world
+    w, _ = world
     at = date(2025, 5, 1)
     r = await rep.client.get(
         "/v1/indicators/service-gaps", params={"as_of": at.isoformat()}, headers=rep.headers(*READ)
