@@ -54,5 +54,10 @@ async def test_bad_queries(api, migrated: StackEnv, params: dict, field: str) ->
     assert_problem(r, 422, field)
 
 
-async def test_needs_a_token(api) -> None:
+async def test_needs_a_token_with_a_scope(api, migrated: StackEnv) -> None:
     assert_problem(await api("sites").get("/v1/admin-areas"), 401)
+    assert_problem(await api("sites").get("/v1/admin-areas", headers=migrated.headers("NOBODY")), 403)
+    r = await api("sites").get(
+        "/v1/admin-areas", params={"level": 1}, headers=migrated.headers("DNDS", "households:write")
+    )
+    assert r.status_code == 200

@@ -29,6 +29,8 @@ async def test_list_filters_search_ignoring_accents_and_paginates(api, migrated:
     assert [s["code"] for s in r.json()["items"]] == [f"L{tag}-1"]
     r = await sites.get("/v1/sites", params={"q": f"sévaré {tag}"}, headers=h)
     assert [s["code"] for s in r.json()["items"]] == [f"L{tag}-4"]
+    r = await sites.get("/v1/sites", params={"code": f"L{tag}-3"}, headers=h)
+    assert [s["name"] for s in r.json()["items"]] == [f"Niamana {tag}"]
     # LIKE wildcards in the query are literal
     r = await sites.get("/v1/sites", params={"q": f"%{tag}"}, headers=h)
     assert r.json()["items"] == []
@@ -60,6 +62,7 @@ async def test_list_filters_search_ignoring_accents_and_paginates(api, migrated:
         ({"admin3": "nope"}, "admin3"),
         ({"status": "burning"}, "status"),
         ({"site_type": "palace"}, "site_type"),
+        ({"code": "has space"}, "code"),
         ({"limit": 0}, "limit"),
         ({"limit": 501}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from dtm_shared.auth import Principal, require_scopes
+from dtm_shared.auth import SCOPES, Principal, require_scopes
 from dtm_shared.events.common import ActivityStatus, ReportStatus, Sector, SiteStatus, SiteType
 from dtm_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Forbidden, ProblemDetail
 from sites import service
@@ -41,6 +41,7 @@ from sites.schemas import (
     ServiceActivityRead,
     ServiceActivityUpdate,
     SiteClose,
+    SiteCode,
     SiteCreate,
     SiteList,
     SiteRead,
@@ -51,7 +52,6 @@ from sites.schemas import (
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
-Authenticated = Annotated[Principal, Depends(require_scopes())]
 Reader = Annotated[Principal, Depends(require_scopes("sites:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("sites:write"))]
 Reviewer = Annotated[Principal, Depends(require_scopes("reports:review"))]
@@ -65,6 +65,16 @@ async def _reads_reports(principal: Annotated[Principal, Depends(require_scopes(
 
 
 ReportReader = Annotated[Principal, Depends(_reads_reports)]
+
+
+async def _any_scope(principal: Annotated[Principal, Depends(require_scopes())]) -> Principal:
+    """Reference data: any caller holding at least one scope of the platform."""
+    if not principal.scopes & SCOPES.keys():
+        raise Forbidden("This operation needs any scope of the platform (e.g. sites:read or households:write).")
+    return principal
+
+
+AnyScope = Annotated[Principal, Depends(_any_scope)]
 IfMatch = Annotated[
     str | None, Header(description='The ETag read before the change, e.g. `"3"`; 412 when the resource has changed.')
 ]
@@ -109,6 +119,7 @@ async def list_sites(
     principal: Reader,
     status_: Annotated[SiteStatus | None, Query(alias="status")] = None,
     site_type: SiteType | None = None,
+    code: Annotated[SiteCode | None, Query(description="Exact site code.")] = None,
     admin1: Admin1 = None,
     admin2: Admin2 = None,
     admin3: Admin3 = None,
@@ -123,6 +134,7 @@ async def list_sites(
     f = SiteFilter(
         status=status_.value if status_ else None,
         site_type=site_type.value if site_type else None,
+        code=code,
         admin1=admin1,
         admin2=admin2,
         admin3=admin3,
@@ -194,7 +206,7 @@ async def reopen_site(
 
 @router.get("/admin-areas", operation_id="listAdminAreas", tags=["admin-areas"], response_model=AdminAreaList)
 async def list_admin_areas(
-    principal: Authenticated,
+    principal: AnyScope,
     level: Annotated[int | None, Query(ge=1, le=3, description="1 region, 2 cercle, 3 commune.")] = None,
     parent: Annotated[str | None, Query(max_length=12, description="Children of this P-code.")] = None,
     q: Annotated[
@@ -206,7 +218,7 @@ async def list_admin_areas(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Cursor = None,
 ) -> AdminAreaList:
-    """The OCHA COD-AB P-code reference (Mali, 2021) every location field is checked against. Any valid token."""
+    """The OCHA COD-AB P-code reference (Mali, 2021) every location field is checked against. Any scope."""
     return service.list_admin_areas(level=level, parent=parent, q=q, limit=limit, cursor=cursor)
 
 

@@ -39,6 +39,7 @@ def _area_filter(column: Any, admin1: str | None, admin2: str | None, admin3: st
 class SiteFilter:
     status: str | None = None
     site_type: str | None = None
+    code: str | None = None
     admin1: str | None = None
     admin2: str | None = None
     admin3: str | None = None
@@ -69,6 +70,8 @@ class SiteRepository:
             conditions.append(col(Site.status) == f.status)
         if f.site_type:
             conditions.append(col(Site.site_type) == f.site_type)
+        if f.code is not None:
+            conditions.append(col(Site.code) == f.code)
         if f.q:
             pattern = "%" + _escape_like(f.q.strip()) + "%"
             conditions.append(
