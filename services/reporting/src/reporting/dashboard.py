@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import date
 from html import escape
 
+from dtm_shared.pcodes import gazetteer
 from reporting import service
 from reporting.service import Context
 
@@ -150,7 +151,8 @@ async def render(ctx: Context, as_of: date) -> str:
     gaps = await service.get_service_gaps(ctx, as_of, None)
     gap_rows = (
         "".join(
-            f"<tr><td>{escape(g.site_name)} ({escape(g.site_code)})</td><td>{escape(g.admin2)}</td>"
+            f"<tr><td>{escape(g.site_name)} ({escape(g.site_code)})</td>"
+            f"<td>{escape(gazetteer().name(g.admin2) or g.admin2)}</td>"
             f"<td>{escape(g.sector)}</td><td class='num'>{fmt(g.individuals)}</td></tr>"
             for g in gaps.gaps[:100]
         )
