@@ -53,8 +53,11 @@ async def test_duplicates_and_older_versions_change_nothing(env: ReportingEnv) -
     assert await population(env, "2025-05-15") == expected_may
     assert await population(env, "2025-06-15") == expected_june
     assert await population(env, "2025-02-01") == {"ML090101": (1, 3)}
-    rows = await sql(env, "SELECT version, valid_from, valid_to FROM household_versions WHERE household_id = :h ORDER BY version",
-                     h=hh.aggregate_id)
+    rows = await sql(
+        env,
+        "SELECT version, valid_from, valid_to FROM household_versions WHERE household_id = :h ORDER BY version",
+        h=hh.aggregate_id,
+    )
     assert [tuple(r) for r in rows] == [
         (1, date(2025, 1, 10), date(2025, 5, 1)),
         (2, date(2025, 5, 1), date(2025, 6, 1)),
@@ -84,9 +87,16 @@ async def test_malformed_events_are_dead_lettered_and_consumption_continues(env:
     bad_payload = (topic, key, json.dumps(data).encode(), headers)
     missing_field = dict(data)
     del missing_field["members"]
-    event = CloudEvent(type="dtm.household.registered.v1", source="tests", subject=str(uuid.uuid4()), data=missing_field)
+    event = CloudEvent(
+        type="dtm.household.registered.v1", source="tests", subject=str(uuid.uuid4()), data=missing_field
+    )
     invalid = (topic, key, event.value(), event.headers())
-    not_json = (topic, key, b"{nope", CloudEvent(type="dtm.household.registered.v1", source="t", subject="x", data={}).headers())
+    not_json = (
+        topic,
+        key,
+        b"{nope",
+        CloudEvent(type="dtm.household.registered.v1", source="t", subject="x", data={}).headers(),
+    )
     no_headers = (topic, key, b"{}", [("content-type", b"application/json")])
     good_after = w.register(date(2025, 2, 2), area="ML050101", members=w.members(4))
     await publish(env, [record(good_before), bad_payload, invalid, not_json, no_headers, record(good_after)])
@@ -97,8 +107,11 @@ async def test_malformed_events_are_dead_lettered_and_consumption_continues(env:
     assert len(rows) == 4 and all(r[0] == env.prefix + "dtm.registration" for r in rows)
     assert any("ML999999" in r[2] for r in rows) and any("invalid envelope" in r[2] for r in rows)
     consumer = AIOKafkaConsumer(
-        env.prefix + "dtm.registration.dlq", bootstrap_servers=env.stack.kafka_bootstrap, auto_offset_reset="earliest",
-        group_id=None, enable_auto_commit=False,
+        env.prefix + "dtm.registration.dlq",
+        bootstrap_servers=env.stack.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

@@ -19,3 +19,9 @@ class ReportingSettings(ServiceSettings):
     rebuild_grace_seconds: float = Field(
         default=2.0, description="After a switch-over, wait this long before dropping the old generation."
     )
+    verify_token: str | None = Field(
+        default=None, description="Bearer token for `dtm verify` (households:read sites:read)."
+    )
+    verify_private_key_file: str | None = Field(
+        default=None, description="Or a (dev) private key `dtm verify` mints its token from."
+    )
