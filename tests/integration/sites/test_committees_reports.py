@@ -301,3 +301,39 @@ async def test_reviewers_read_their_queue_without_sites_read(api, migrated: Stac
     assert_problem(await sites.get(f"/v1/activity-reports/{report_id}", headers=nobody), 403)
     assert_problem(await sites.get(f"/v1/committees/{committee['id']}/pending-reports", headers=nobody), 403)
     assert_problem(await sites.get(f"/v1/committees/{uuid.uuid4()}/pending-reports", headers=reviewer), 404)
+
+
+async def test_concurrent_reviews_are_serialised(api, migrated: StackEnv) -> None:
+    """Two members approving at once validate the report exactly once; the same organisation
+    approving twice at once gets one success and one 409."""
+    import asyncio
+
+    sites = api("sites")
+    await _committee(sites, migrated, "ML05", ["CRS", "IRC", "NRC"], 2)
+    site = await create_site(sites, migrated, location_pcode="ML050101", opened_on="2024-01-10")
+    writer = migrated.headers("DRC", *WRITE)
+    ids = []
+    for period in ("2024-07", "2024-08"):
+        r = await sites.post(
+            f"/v1/sites/{site['id']}/activity-reports", json={"period": period, "key_figures": {"a": 1}}, headers=writer
+        )
+        ids.append(r.json()["id"])
+    approve = {"decision": "approve"}
+    first, second = await asyncio.gather(
+        sites.post(f"/v1/activity-reports/{ids[0]}/reviews", json=approve, headers=migrated.headers("CRS", *REVIEW)),
+        sites.post(f"/v1/activity-reports/{ids[0]}/reviews", json=approve, headers=migrated.headers("NRC", *REVIEW)),
+    )
+    assert {first.status_code, second.status_code} == {200}
+    assert sorted(r.json()["status"] for r in (first, second)) == ["submitted", "validated"]
+    types = [t for t, _ in await outbox_events(migrated, ids[0])]
+    assert types == ["dtm.activity_report.submitted.v1", "dtm.activity_report.validated.v1"]
+
+    same = await asyncio.gather(
+        *[
+            sites.post(f"/v1/activity-reports/{ids[1]}/reviews", json=approve, headers=migrated.headers("IRC", *REVIEW))
+            for _ in range(3)
+        ]
+    )
+    assert sorted(r.status_code for r in same) == [200, 409, 409]
+    got = (await sites.get(f"/v1/activity-reports/{ids[1]}", headers=writer)).json()
+    assert got["approvals"] == ["IRC"] and got["status"] == "submitted" and len(got["reviews"]) == 1

@@ -115,6 +115,19 @@ async def test_record_update_end(api, migrated: StackEnv) -> None:
     assert sorted(seen) == sorted(x["id"] for x in listed["items"])
     assert (await sites.get(url, headers=reader)).json()["status"] == "ended"
 
+    # setting a past end through an update ends the activity (an `ended` event)
+    planned_id = planned.json()["id"]
+    r = await sites.patch(
+        f"/v1/service-activities/{planned_id}",
+        json={"start_date": "2024-04-01", "end_date": "2024-04-30"},
+        headers={**h, "If-Match": '"1"'},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "ended"
+    assert [t for t, _ in await outbox_events(migrated, planned_id)] == [
+        "dtm.service_activity.recorded.v1",
+        "dtm.service_activity.ended.v1",
+    ]
+
 
 async def test_refusals(api, migrated: StackEnv) -> None:
     sites = api("sites")
