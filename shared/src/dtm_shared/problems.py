@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -179,16 +179,36 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return problem_response(detail, dict(exc.headers or {}))
 
-    async def on_integrity(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("integrity_error", path=request.url.path, error_class=type(exc).__name__)
-        return problem_response(
-            ProblemDetail(
-                type=TYPE_BASE + "conflict",
-                title="Conflict",
-                status=409,
-                detail="The change conflicts with data already stored.",
-                instance=request.url.path,
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        """Database refusals by SQLSTATE class: 22 (data: a NUL byte, a number out of range...)
+        is bad input (422); 23 (integrity) and 40 (serialisation, deadlock) are conflicts (409);
+        anything else (the database unreachable...) is 503. Never the statement or its values."""
+        assert isinstance(exc, DBAPIError)
+        state = sqlstate(exc)
+        log.warning("database_refused", path=request.url.path, sqlstate=state, error_class=type(exc.orig).__name__)
+        if state.startswith("22"):
+            status, slug, title, detail = (
+                422,
+                "validation-error",
+                "Validation failed",
+                ("The request holds a value the database cannot store."),
             )
+        elif state.startswith(("23", "40")):
+            status, slug, title, detail = (
+                409,
+                "conflict",
+                "Conflict",
+                ("The change conflicts with data already stored or with a concurrent change; retry."),
+            )
+        else:
+            status, slug, title, detail = (
+                503,
+                "unavailable",
+                "Service unavailable",
+                ("The database could not complete the request; retry later."),
+            )
+        return problem_response(
+            ProblemDetail(type=TYPE_BASE + slug, title=title, status=status, detail=detail, instance=request.url.path)
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -203,25 +223,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             )
         )
 
-    async def on_dbapi(request: Request, exc: Exception) -> JSONResponse:
-        # Out-of-range numbers, bad encodings and the like that slipped past validation.
-        log.warning("database_rejected_input", path=request.url.path, error_class=type(exc).__name__)
-        return problem_response(
-            ProblemDetail(
-                type=TYPE_BASE + "validation-error",
-                title="Validation failed",
-                status=422,
-                detail="The database rejected a value of the request.",
-                instance=request.url.path,
-            )
-        )
-
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(IntegrityError, on_integrity)
-    app.add_exception_handler(DataError, on_dbapi)
+    app.add_exception_handler(DBAPIError, on_database)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE of a database error, wherever the driver adapter put it ('' if none)."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return ""
 
 
 #: For `responses=` on routes, so generated clients know the error model.

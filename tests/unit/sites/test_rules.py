@@ -134,20 +134,3 @@ def test_admin_areas_search_and_pages() -> None:
     assert rest.next_cursor is None
     with pytest.raises(ValidationProblem):
         service.list_admin_areas(level=None, parent="ML77", q=None, limit=10, cursor=None)
-
-
-async def test_database_refusing_text_is_a_422_and_other_database_errors_stay_500() -> None:
-    import json
-
-    from sqlalchemy.exc import DBAPIError
-    from starlette.requests import Request
-
-    from sites.main import _database_refused
-
-    request = Request({"type": "http", "method": "POST", "path": "/v1/sites", "headers": [], "query_string": b""})
-    bad = DBAPIError("INSERT", {}, Exception('invalid byte sequence for encoding "UTF8": 0x00'))
-    r = await _database_refused(request, bad)
-    assert r.status_code == 422 and r.media_type == "application/problem+json"
-    assert "0x00" not in json.loads(r.body)["detail"]
-    r = await _database_refused(request, DBAPIError("SELECT", {}, Exception("connection reset")))
-    assert r.status_code == 500
