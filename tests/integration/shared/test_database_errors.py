@@ -34,8 +34,9 @@ async def client(migrated: StackEnv):
                 await conn.execute(text(part), params if ":v" in part else {})
         return {"ok": case}
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-                                 base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as c:
         yield c
     await engine.dispose()
 
