@@ -372,6 +372,18 @@ async def rebuild(settings: ReportingSettings) -> RebuildResult:
                     except handlers.UnknownLocation:
                         continue
             await session.execute(text("UPDATE generation SET current = :g, switched_at = now()"), {"g": gen})
+            # the live group resumes after what the new generation holds (a live consumer already
+            # further on keeps its own position)
+            for tp, offset in ends.items():
+                await session.execute(
+                    text(
+                        "INSERT INTO consumer_positions "
+                        "(group_id, topic, partition, next_offset, high_water, updated_at) "
+                        "VALUES (:g, :t, :p, :o, :o, now()) ON CONFLICT (group_id, topic, partition) DO UPDATE "
+                        "SET next_offset = greatest(consumer_positions.next_offset, EXCLUDED.next_offset)"
+                    ),
+                    {"g": settings.topic(settings.consumer_group), "t": tp.topic, "p": tp.partition, "o": offset},
+                )
             seconds = time.perf_counter() - started
             await session.execute(
                 text(

@@ -6,14 +6,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from dtm_shared.db import create_engine
 from dtm_shared.logs import configure_logging
-from dtm_shared.messaging.consumer import EventConsumer
 from dtm_shared.workers import run_until_signalled
+from reporting.consumer import ReportingConsumer
 from reporting.handlers import HANDLERS, TOPICS
 from reporting.settings import ReportingSettings
 
 
-def build_consumer(settings: ReportingSettings, engine: AsyncEngine) -> EventConsumer:
-    return EventConsumer(
+def build_consumer(settings: ReportingSettings, engine: AsyncEngine) -> ReportingConsumer:
+    return ReportingConsumer(
         settings,
         async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
         group=settings.consumer_group,
