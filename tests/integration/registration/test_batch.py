@@ -51,7 +51,14 @@ async def test_mixed_batch_then_resent(api, migrated: StackEnv, db) -> None:
     )
     assert sorted(e["key"] for e in events) == sorted(created_ids)
     assert {e["event_type"] for e in events} == {"dtm.household.registered.v1"}
-    assert all(json.loads(e["payload"])["members"] for e in events)
+    from dtm_shared.events.registration import HouseholdRegisteredV1
+
+    # The bulk path builds its events without validating them again: they must parse as the contract.
+    for e in events:
+        parsed = HouseholdRegisteredV1.model_validate_json(e["payload"])
+        assert parsed.version == 1 and parsed.admin1_pcode == "ML09" and len(parsed.members) == 2
+        assert [m.date_of_birth_estimated for m in parsed.members] == [False, True]
+        assert parsed.model_dump(mode="json") == {**json.loads(e["payload"])}
     history = await db.fetchval(
         "SELECT count(*) FROM household_history WHERE household_id = ANY($1::uuid[])", created_ids
     )

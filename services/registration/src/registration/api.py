@@ -18,6 +18,7 @@ from dtm_shared.problems import PROBLEM_RESPONSES, PayloadTooLarge
 from registration import service
 from registration.dependencies import Session, Settings, Traceparent
 from registration.repository import HouseholdFilter
+from registration.runtime import paused_gc
 from registration.schemas import (
     DuplicateCandidatePage,
     DuplicateCandidateRead,
@@ -139,7 +140,8 @@ async def register_households_batch(
     async def run() -> tuple[int, BaseModel, dict[str, str]]:
         return 200, await service.register_batch(session, settings, principal, body.households, traceparent), {}
 
-    return await _idempotent(session, principal, idempotency_key, request, body.households, run)
+    with paused_gc():
+        return await _idempotent(session, principal, idempotency_key, request, body.households, run)
 
 
 @router.get(

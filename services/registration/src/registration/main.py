@@ -12,6 +12,7 @@ from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.logs import configure_logging
 from dtm_shared.web import build_app
 from registration.api import router
+from registration.runtime import tune_gc
 from registration.settings import RegistrationSettings
 
 
@@ -25,6 +26,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.token_verifier = TokenVerifier(settings)
+        tune_gc()
         try:
             yield
         finally:

@@ -211,8 +211,8 @@ def _admin(location_pcode: str) -> tuple[str, str]:
 
 def snapshot(
     settings: RegistrationSettings,
-    h: Household,
-    members: Sequence[Member],
+    h: AnyHousehold,
+    members: Sequence[AnyMember],
     event: type[HouseholdSnapshotV1],
     effective: date,
 ) -> HouseholdSnapshotV1:
@@ -248,6 +248,46 @@ def snapshot(
                 specific_needs=m.specific_needs,
             )
             for m in members
+        ],
+    )
+
+
+def new_household_snapshot(settings: RegistrationSettings, n: _New) -> HouseholdRegisteredV1:
+    """`snapshot()` of a new household, for the bulk path: built from values already validated
+    (`HouseholdCreate`), without validating them again (tests check it parses as the contract)."""
+    h, data = n.household, n.data
+    a1, a2 = _admin(h.location_pcode)
+    return HouseholdRegisteredV1.model_construct(
+        aggregate_id=h.id,
+        version=1,
+        effective_date=data.registration_date,
+        registration_number=registration_number(settings, h.number),
+        population_group=data.population_group,
+        status=HouseholdStatus.active,
+        inactive_reason=None,
+        inactive_date=None,
+        site_id=h.site_id,
+        location_pcode=h.location_pcode,
+        admin1_pcode=a1,
+        admin2_pcode=a2,
+        origin_pcode=h.origin_pcode,
+        displacement_reason=data.displacement_reason,
+        displacement_date=h.displacement_date,
+        registration_date=h.registration_date,
+        return_date=h.return_date,
+        country_of_asylum=h.country_of_asylum,
+        repatriation_date=h.repatriation_date,
+        registered_by_org=h.registered_by_org,
+        members=[
+            MemberSnapshotV1.model_construct(
+                member_id=m.id,
+                sex=given.sex,
+                date_of_birth=m.date_of_birth,
+                date_of_birth_estimated=m.date_of_birth_estimated,
+                relationship=given.relationship,
+                specific_needs=list(given.specific_needs),
+            )
+            for m, given in zip(n.members, data.members, strict=True)
         ],
     )
 
@@ -302,12 +342,60 @@ def to_read(
 # -- registration (one or many: the same bulk path) -------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
+class MemberState:
+    """A new member (the bulk path builds these, not ORM instances: much cheaper)."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    position: int
+    given_name: str
+    family_name: str
+    sex: str
+    date_of_birth: date
+    date_of_birth_estimated: bool
+    relationship: str
+    specific_needs: list[str]
+    phone: str | None
+    id_document_type: str | None
+    id_document_number: str | None
+
+
+@dataclass(slots=True)
+class HouseholdState:
+    """A new household, as `Household` has it (without the ORM)."""
+
+    id: uuid.UUID
+    number: int
+    external_id: str | None
+    registered_by_org: str
+    population_group: str
+    status: str
+    inactive_reason: str | None
+    inactive_date: date | None
+    site_id: uuid.UUID | None
+    location_pcode: str
+    origin_pcode: str | None
+    displacement_reason: str
+    displacement_date: date | None
+    registration_date: date
+    return_date: date | None
+    country_of_asylum: str | None
+    repatriation_date: date | None
+    head_birth_date: date
+    version: int
+
+
+AnyHousehold = Household | HouseholdState
+AnyMember = Member | MemberState
+
+
+@dataclass(slots=True)
 class _New:
     index: int
     data: HouseholdCreate
-    household: Household
-    members: list[Member]
+    household: HouseholdState
+    members: list[MemberState]
 
 
 async def register_households(
@@ -403,7 +491,7 @@ async def register_households(
         for n in created:
             n.household.number = numbers[n.household.id]
             member_rows.extend(_member_row(m) for m in n.members)
-            payloads.append(snapshot(settings, n.household, n.members, HouseholdRegisteredV1, n.data.registration_date))
+            payloads.append(new_household_snapshot(settings, n))
         outbox_rows = outbox.rows_for_copy(settings, payloads, traceparent)
         history_rows = [
             (p.aggregate_id, p.version, p.event_type, p.effective_date, row[_PAYLOAD_AT])
@@ -416,12 +504,13 @@ async def register_households(
             [n.household.id for n in created], settings.duplicate_birth_window_days, settings.duplicate_name_similarity
         )
         for n in created:
-            results[n.index] = HouseholdBatchItemResult(
+            results[n.index] = HouseholdBatchItemResult.model_construct(
                 index=n.index,
                 status=BatchItemStatus.created,
                 external_id=n.data.external_id,
                 household_id=n.household.id,
                 registration_number=registration_number(settings, n.household.number),
+                errors=[],
             )
     for i, ext in repeats:
         first = results[first_in_batch[ext]]
@@ -442,44 +531,47 @@ def _build(principal: Principal, data: HouseholdCreate, location: str, index: in
     for pos, m in enumerate(data.members):
         dob, estimated = birth_date(m, data.registration_date)
         members.append(
-            Member(
-                id=uuid.uuid4(),
-                household_id=hid,
-                position=pos,
-                given_name=m.given_name,
-                family_name=m.family_name,
-                sex=m.sex,
-                date_of_birth=dob,
-                date_of_birth_estimated=estimated,
-                relationship=m.relationship,
-                specific_needs=list(m.specific_needs),
-                phone=m.phone,
-                id_document_type=m.id_document_type,
-                id_document_number=m.id_document_number,
+            MemberState(
+                uuid.uuid4(),
+                hid,
+                pos,
+                m.given_name,
+                m.family_name,
+                m.sex.value,
+                dob,
+                estimated,
+                m.relationship.value,
+                [n.value for n in m.specific_needs],
+                m.phone,
+                m.id_document_type,
+                m.id_document_number,
             )
         )
-    household = Household(
+    household = HouseholdState(
         id=hid,
         number=0,
         external_id=data.external_id,
         registered_by_org=principal.org,
-        population_group=data.population_group,
+        population_group=data.population_group.value,
+        status=HouseholdStatus.active.value,
+        inactive_reason=None,
+        inactive_date=None,
         site_id=data.site_id,
         location_pcode=location,
         origin_pcode=data.origin_pcode,
-        displacement_reason=data.displacement_reason,
+        displacement_reason=data.displacement_reason.value,
         displacement_date=data.displacement_date,
         registration_date=data.registration_date,
         return_date=data.return_date,
         country_of_asylum=data.country_of_asylum,
         repatriation_date=data.repatriation_date,
-        head_name_key="",
         head_birth_date=next(m.date_of_birth for m in members if m.relationship == Relationship.head),
+        version=1,
     )
     return _New(index, data, household, members)
 
 
-def _head_name(members: Sequence[Member]) -> str:
+def _head_name(members: Sequence[AnyMember]) -> str:
     head = next(m for m in members if m.relationship == Relationship.head)
     return f"{head.given_name} {head.family_name}"
 
@@ -505,7 +597,7 @@ def _household_row(n: _New) -> tuple[Any, ...]:
     )
 
 
-def _member_row(m: Member) -> tuple[Any, ...]:
+def _member_row(m: AnyMember) -> tuple[Any, ...]:
     return (
         m.id,
         m.household_id,
