@@ -285,7 +285,7 @@ async def bulk_load(engine: AsyncEngine, gen: int, households: dict[uuid.UUID, l
             f"SELECT {gen}, v.cell_id, v.day, {sums} "
             f"FROM reporting.household_versions_g{gen} hv, "
             "LATERAL reporting.version_deltas(hv.cell_id, hv.valid_from, hv.valid_to, hv.female, hv.dobs, 1) v "
-            "WHERE hv.active GROUP BY v.cell_id, v.day"
+            "WHERE hv.active GROUP BY v.cell_id, v.day ORDER BY v.day"
         )
         for table in ("cells", "household_versions", "deltas"):
             await conn.execute(f"ANALYZE reporting.{table}_g{gen}")

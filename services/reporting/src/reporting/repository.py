@@ -30,6 +30,16 @@ CELL_DIMENSIONS = {
 }
 """Dimensions held by population cells; `sex` and `age_group` are columns of the counts."""
 
+CELL_COLUMNS = (
+    "admin1",
+    "admin2",
+    "admin3",
+    "site_id",
+    "population_group",
+    "displacement_reason",
+    "origin_admin1",
+    "country_of_asylum",
+)
 GENERATION_LOCK = "hashtext('reporting.generation')"
 
 
@@ -79,14 +89,18 @@ async def create_checkpoint(session: AsyncSession, gen: int, month: date) -> Non
     await lock_generation_exclusive(session)
     if await checkpoint_exists(session, gen, month):
         return
-    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
+    sums = ", ".join(f"sum(d.{c})" for c in COUNT_COLUMNS)
+    dims = ", ".join("min(c.site_id::text)::uuid" if c == "site_id" else f"min(c.{c})" for c in CELL_COLUMNS)
     await session.execute(
         text(
-            f"INSERT INTO checkpoints (gen, month, cell_id, {', '.join(COUNT_COLUMNS)}) "
-            f"SELECT :g, :m, cell_id, {sums} FROM deltas WHERE gen = :g AND day < :m GROUP BY cell_id"
+            f"INSERT INTO checkpoints (gen, month, cell_id, {', '.join(CELL_COLUMNS)}, {', '.join(COUNT_COLUMNS)}) "
+            f"SELECT :g, :m, d.cell_id, {dims}, {sums} "
+            "FROM deltas d JOIN cells c ON c.gen = d.gen AND c.cell_id = d.cell_id "
+            "WHERE d.gen = :g AND d.day < :m GROUP BY d.cell_id"
         ),
         {"g": gen, "m": month},
     )
+    await session.execute(text(f"ANALYZE checkpoints_g{int(gen)}"))
     await session.execute(text("INSERT INTO checkpoint_months (gen, month) VALUES (:g, :m)"), {"g": gen, "m": month})
 
 
@@ -101,20 +115,23 @@ async def population_cells(
     """Population at `as_of` per combination of `dims`: the checkpoint at the start of `as_of`'s
     month plus the deltas of the days since (one statement, one snapshot)."""
     params: dict[str, Any] = {"g": gen, "m": month, "d": as_of}
-    select_dims = [f"{CELL_DIMENSIONS[d]} AS d{i}" for i, d in enumerate(dims)]
-    group = f"GROUP BY {', '.join(CELL_DIMENSIONS[d] for d in dims)}" if dims else ""
+    where = _filters_sql(filters, params)
     cols = ", ".join(COUNT_COLUMNS)
     sums = ", ".join(f"coalesce(sum(s.{c}), 0)::bigint" for c in COUNT_COLUMNS)
-    where = _filters_sql(filters, params)
+    dim_cols = ", ".join(f"{CELL_DIMENSIONS[d]} AS d{i}" for i, d in enumerate(dims))
+    outer_dims = ", ".join(f"s.d{i}" for i in range(len(dims)))
+    group = f"GROUP BY {outer_dims}" if dims else ""
+    # the checkpoint rows carry their cell's dimensions (no join); the month's deltas are joined to cells
     sql = f"""
-        SELECT {", ".join([*select_dims, sums])}
+        SELECT {", ".join([*([outer_dims] if dims else []), sums])}
         FROM (
-            SELECT cell_id, {cols} FROM checkpoints WHERE gen = :g AND month = :m
+            SELECT {dim_cols + ", " if dims else ""}{cols} FROM checkpoints c
+            WHERE c.gen = :g AND c.month = :m AND {where}
             UNION ALL
-            SELECT cell_id, {cols} FROM deltas WHERE gen = :g AND day >= :m AND day <= :d
+            SELECT {dim_cols + ", " if dims else ""}{", ".join(f"x.{k}" for k in COUNT_COLUMNS)}
+            FROM deltas x JOIN cells c ON c.gen = x.gen AND c.cell_id = x.cell_id
+            WHERE x.gen = :g AND x.day >= :m AND x.day <= :d AND {where}
         ) s
-        JOIN cells c ON c.gen = :g AND c.cell_id = s.cell_id
-        WHERE {where}
         {group}
     """
     rows = (await session.execute(text(sql), params)).all()
