@@ -247,8 +247,6 @@ async def _post_batches(base_url: str, token: str, bodies: list[bytes], concurre
 
 def _copy_rows(households: list[dict[str, Any]], number_base: int, prefix: str) -> dict[str, list[tuple[Any, ...]]]:
     """The rows the API writes for these households, built in advance (the COPY alone is timed)."""
-    from dtm_shared.messaging.outbox import shard_of
-
     hh, mm, hist, out = [], [], [], []
     now = datetime.now(UTC)
     for k, h in enumerate(households):
@@ -335,7 +333,7 @@ def _copy_rows(households: list[dict[str, Any]], number_base: int, prefix: str) 
                 prefix + "dtm.registration",
                 str(hid),
                 "dtm.household.registered.v1",
-                shard_of(str(hid), 8),
+                UNPUBLISHED_SHARD,  # no relay owns it: written like the API's rows, never published
                 "{}",
                 payload,
                 now,
@@ -343,6 +341,8 @@ def _copy_rows(households: list[dict[str, Any]], number_base: int, prefix: str) 
         )
     return {"households": hh, "members": mm, "history": hist, "outbox": out}
 
+
+UNPUBLISHED_SHARD = 999
 
 HOUSEHOLD_COPY_COLUMNS = (
     "id",
@@ -409,7 +409,11 @@ async def _latency(
         async def one(body: bytes) -> None:
             nonlocal errors
             t = time.perf_counter()
-            r = await client.post("/v1/households", content=body, headers=headers)
+            try:
+                r = await client.post("/v1/households", content=body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                return
             latencies.append(time.perf_counter() - t)
             if r.status_code != 201:
                 errors += 1
@@ -474,22 +478,38 @@ async def main() -> dict[str, Any]:
         if created != n_batches * batch:
             raise RuntimeError(f"created {created} of {n_batches * batch}")
         api_rate = created / api_seconds
+        print(
+            f"  {created} households, {individuals} individuals in {api_seconds:.1f}s: {api_rate:.0f} households/s",
+            flush=True,
+        )
 
         print("raw COPY of the same rows...", flush=True)
         raw_batches = [_copy_rows(hs, 10**9 + k * batch, stack.prefix) for k, hs in enumerate(households[1:])]
         raw_seconds = await _raw_copy(stack, raw_batches, concurrency)
         raw_rate = created / raw_seconds
+        print(
+            f"  raw COPY in {raw_seconds:.1f}s: {raw_rate:.0f} households/s; ratio {api_rate / raw_rate:.3f}",
+            flush=True,
+        )
 
         conn = await stack.connect()
         try:
             candidates = await conn.fetchval("SELECT count(*) FROM duplicate_candidates")
-            backlog = await conn.fetchval(
-                "SELECT count(*) FROM outbox WHERE published_at IS NULL AND payload->>'registered_by_org' = 'BENCH'"
-            )
-            # The raw rows are not for Kafka: mark them published so the relay leaves them alone.
-            await conn.execute("UPDATE outbox SET published_at = now() WHERE payload->>'registered_by_org' = 'RAW'")
+            unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL AND shard <> $1"
+            backlog = await conn.fetchval(unpublished, UNPUBLISHED_SHARD)
+            drained = time.perf_counter()
+            for _ in range(600):
+                if not await conn.fetchval(unpublished, UNPUBLISHED_SHARD):
+                    break
+                await asyncio.sleep(0.5)
+            drain_seconds = time.perf_counter() - drained
+            published = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
         finally:
             await conn.close()
+        print(
+            f"  relay: {backlog} events unpublished after the batches, all published {drain_seconds:.1f}s later",
+            flush=True,
+        )
 
         print("single-household POST latency at a fixed rate...", flush=True)
         latency = await _latency(stack, rng, origins, locations, rate, latency_seconds)
@@ -507,6 +527,8 @@ async def main() -> dict[str, Any]:
             "ratio_to_raw_copy": round(api_rate / raw_rate, 3),
             "duplicate_candidates_queued": candidates,
             "outbox_unpublished_after_batches": backlog,
+            "outbox_drained_after_s": round(drain_seconds, 1),
+            "events_published": published,
             "single_post": latency,
             "cpus": os.cpu_count(),
         }

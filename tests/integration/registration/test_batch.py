@@ -110,3 +110,40 @@ async def test_batch_with_idempotency_key(api, migrated: StackEnv) -> None:
     assert first.json() == again.json() and first.json()["created"] == 2
     other = await reg.post("/v1/households/batch", json={"households": [household()]}, headers=h)
     assert other.status_code == 422
+
+
+async def test_hostile_items_are_rejected_not_a_500(api, migrated: StackEnv) -> None:
+    items = [
+        household(members=[member(given_name="\x00")]),
+        household(registration_date="0001-01-01", displacement_date=None),
+        household(
+            members=[member(date_of_birth=None, age_years=5)], registration_date="1899-12-31", displacement_date=None
+        ),
+        household(),
+    ]
+    r = await api("registration").post(
+        "/v1/households/batch", json={"households": items}, headers=migrated.headers("NRC", *WRITE)
+    )
+    assert r.status_code == 200, r.text
+    assert [i["status"] for i in r.json()["items"]] == ["rejected", "rejected", "rejected", "created"]
+
+
+async def test_expired_idempotency_keys_are_purged(migrated: StackEnv, db) -> None:
+    from dtm_shared.db import create_engine, create_sessionmaker
+    from registration.workers import purge_idempotency_keys
+
+    old, new = f"old-{uuid.uuid4()}", f"new-{uuid.uuid4()}"
+    await db.execute(
+        "INSERT INTO idempotency_keys (client, key, request_hash, created_at) VALUES "
+        "('c', $1, 'h', now() - interval '3 days'), ('c', $2, 'h', now() - interval '23 hours')",
+        old,
+        new,
+    )
+    settings = migrated.settings("registration")
+    engine = create_engine(settings)
+    try:
+        assert await purge_idempotency_keys(settings, create_sessionmaker(engine)) >= 1
+    finally:
+        await engine.dispose()
+    kept = await db.fetch("SELECT key FROM idempotency_keys WHERE key = ANY($1::text[])", [old, new])
+    assert [r["key"] for r in kept] == [new]

@@ -125,6 +125,17 @@ NO_HEAD = [member(relationship="spouse")]
         (_bad({"members": [member(relationship="cousin")]}), ["body", "members", 0, "relationship"]),
         (_bad({"registration_date": "2024-02-31"}), ["body", "registration_date"]),
         (_bad({"unexpected": 1}), ["body", "unexpected"]),
+        # Hostile or absurd input: a 422 naming the field, never a 500.
+        (_bad({"members": [member(given_name="A\x00B")]}), ["body", "members", 0, "given_name"]),
+        (_bad({"external_id": "x\x00"}), ["body", "external_id"]),
+        (_bad({"members": [member(id_document_type="nina", id_document_number="1\n2")]}), ["body", "members", 0]),
+        (_bad({"registration_date": "0001-01-01", "displacement_date": None}), ["body", "registration_date"]),
+        (_bad({"members": [member(date_of_birth="1700-01-01")]}), ["body", "members", 0, "date_of_birth"]),
+        (_bad({"members": [member(date_of_birth=None, age_years=10**12)]}), ["body", "members", 0, "age_years"]),
+        (_bad({"members": [member(phone="call me maybe")]}), ["body", "members", 0, "phone"]),
+        (_bad({"site_id": "not-a-uuid"}), ["body", "site_id"]),
+        (_bad({"members": [member(given_name="x" * 101)]}), ["body", "members", 0, "given_name"]),
+        (_bad({"members": "everyone"}), ["body", "members"]),
     ],
 )
 async def test_register_rejects_bad_input_naming_the_field(api, migrated: StackEnv, db, body: dict, loc: list) -> None:
@@ -136,6 +147,21 @@ async def test_register_rejects_bad_input_naming_the_field(api, migrated: StackE
     assert problem["status"] == 422 and problem["title"]
     assert any(e["loc"][: len(loc)] == loc for e in problem["errors"]), problem["errors"]
     assert await db.fetchval("SELECT count(*) FROM households") == before
+
+
+async def test_hostile_query_parameters(api, migrated: StackEnv) -> None:
+    reg = api("registration")
+    h = migrated.headers("DNDS", "households:read")
+    for params in (
+        {"registered_by_org": "A\x00B"},
+        {"admin1_pcode": "ML\x00"},
+        {"cursor": "bjpcAA"},
+        {"registered_since": "2024-13-01"},
+        {"site_id": "x"},
+    ):
+        r = await reg.get("/v1/households", params=params, headers=h)
+        assert r.status_code in (200, 422), (params, r.status_code, r.text)
+        assert r.status_code != 500
 
 
 async def test_closed_site_and_site_location_mismatch(api, migrated: StackEnv, replica_site) -> None:

@@ -185,6 +185,8 @@ class RegistrationRepository:
         """Insert new households (tuples in `NEW_HOUSEHOLD_COLUMNS` order); returns the number of each
         one inserted. Rows whose `(registered_by_org, external_id)` exists are skipped."""
         conn = await driver_connection(self.session)
+        # One order for every request (by external id): concurrent batches lock in the same order.
+        rows = sorted(rows, key=lambda r: r[1] or "")
         columns = [list(c) for c in zip(*rows, strict=True)]
         inserted = await conn.fetch(_INSERT_HOUSEHOLDS, *columns)
         return {r["id"]: r["number"] for r in inserted}

@@ -19,7 +19,9 @@ from dtm_shared.events.common import (
     SpecificNeed,
 )
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# Free text never holds control characters (Postgres refuses NUL in text: a 422, never a 500).
+Text = r"^[^\x00-\x1f\x7f]*$"
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=Text)]
 Phone = Annotated[str, Field(min_length=6, max_length=20, pattern=r"^\+?[0-9][0-9 ]{4,18}[0-9]$")]
 PCode = Annotated[str, Field(min_length=4, max_length=12, pattern=r"^[A-Z]{2}[0-9]{2,10}$", examples=["ML090106"])]
 ISO3 = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3", examples=["BFA"])]
@@ -39,8 +41,10 @@ class MemberCreate(BaseModel):
     relationship: Relationship
     specific_needs: list[SpecificNeed] = Field(default_factory=list, max_length=9)
     phone: Phone | None = None
-    id_document_type: str | None = Field(default=None, min_length=1, max_length=40, examples=["national_id"])
-    id_document_number: str | None = Field(default=None, min_length=1, max_length=60)
+    id_document_type: str | None = Field(
+        default=None, min_length=1, max_length=40, pattern=Text, examples=["national_id"]
+    )
+    id_document_number: str | None = Field(default=None, min_length=1, max_length=60, pattern=Text)
 
 
 class MemberUpdate(MemberCreate):
@@ -56,7 +60,11 @@ class HouseholdCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     external_id: str | None = Field(
-        default=None, min_length=1, max_length=100, description="The registering system's own id (idempotency)."
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=Text,
+        description="The registering system's own id (idempotency).",
     )
     population_group: PopulationGroup
     site_id: uuid.UUID | None = None
@@ -78,7 +86,7 @@ class HouseholdUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str | None = Field(default=None, min_length=1, max_length=100)
+    external_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=Text)
     origin_pcode: PCode | None = None
     displacement_reason: DisplacementReason | None = None
     displacement_date: date | None = None

@@ -75,6 +75,9 @@ PII_SCOPE = "households:pii"
 _PAYLOAD_AT = OUTBOX_COLUMNS.index("payload")
 
 Loc = tuple[str | int, ...]
+#: The earliest dates accepted (dates before are typing errors).
+EARLIEST = date(1900, 1, 1)
+EARLIEST_BIRTH = date(1880, 1, 1)
 
 
 def today() -> date:
@@ -154,6 +157,8 @@ def check_household(data: HouseholdCreate, errors: Errors, on: date) -> None:
         value = getattr(data, name)
         if value is not None and value > on:
             errors.add((name,), "is in the future")
+        elif value is not None and value < EARLIEST:
+            errors.add((name,), f"is before {EARLIEST.isoformat()}")
     if data.displacement_date and data.displacement_date > data.registration_date:
         errors.add(("displacement_date",), "is after the registration date")
     if data.return_date and data.displacement_date and data.return_date < data.displacement_date:
@@ -179,7 +184,9 @@ def check_household(data: HouseholdCreate, errors: Errors, on: date) -> None:
         if m.date_of_birth is None and m.age_years is None:
             errors.add(("members", i, "date_of_birth"), "give date_of_birth or age_years")
         elif m.date_of_birth is not None:
-            if m.date_of_birth > on:
+            if m.date_of_birth < EARLIEST_BIRTH:
+                errors.add(("members", i, "date_of_birth"), f"is before {EARLIEST_BIRTH.isoformat()}")
+            elif m.date_of_birth > on:
                 errors.add(("members", i, "date_of_birth"), "is in the future")
             elif m.date_of_birth > data.registration_date:
                 errors.add(("members", i, "date_of_birth"), "is after the registration date")
@@ -865,6 +872,8 @@ async def update_household(
 
 
 def _check_effective(h: Household, effective: date, name: str) -> None:
+    if effective < EARLIEST:
+        raise ValidationProblem.field(["body", name], f"is before {EARLIEST.isoformat()}")
     if effective > today():
         raise ValidationProblem.field(["body", name], "is in the future")
     if effective < h.registration_date:
