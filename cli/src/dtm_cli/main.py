@@ -270,6 +270,34 @@ def demo_load(
     typer.echo(demo_mod.load(registration_url, sites_url, token, scale=scale))
 
 
+reporting_app = typer.Typer(help="Reporting read models.", no_args_is_help=True)
+app.add_typer(reporting_app, name="reporting")
+
+
+@reporting_app.command("rebuild")
+def reporting_rebuild() -> None:
+    """Replay both topics from the beginning into fresh read models and switch over atomically,
+    while the API keeps answering. Prints a JSON summary."""
+    from reporting import rebuild
+
+    _local_defaults("reporting")
+    rebuild.main()
+
+
+@app.command("verify")
+def verify() -> None:
+    """Compare reporting's totals with the counts registration and sites report through their APIs.
+    Exit 0 when they agree, 1 on any difference, 2 when a source cannot be read."""
+    from reporting import verify as verify_mod
+
+    _local_defaults("reporting")
+    if not os.environ.get("DTM_VERIFY_TOKEN") and not os.environ.get("DTM_JWKS_URL"):
+        local_key = _keys_dir() / "dev-private.pem"
+        if local_key.exists():
+            os.environ.setdefault("DTM_VERIFY_PRIVATE_KEY_FILE", str(local_key))
+    verify_mod.main()
+
+
 @app.command("asyncapi")
 def asyncapi(
     output: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout")] = None,
