@@ -162,7 +162,9 @@ async def consume_all(env: ReportingEnv, timeout: float = 60.0) -> Any:
             await eventually(lambda: caught_up(env), timeout=timeout, interval=0.2)
     finally:
         await consumer._engine.dispose()
-    return consumer.stats
+    stats = consumer.stats
+    stats.fallbacks = consumer.fallbacks  # batches that needed the per-event path
+    return stats
 
 
 async def sql(env: ReportingEnv, query: str, **params: Any) -> list[Any]:

@@ -211,7 +211,8 @@ def build_world() -> tuple[World, dict[str, Any]]:
 async def world(rep: ReportingEnv) -> tuple[World, dict[str, Any]]:
     w, named = build_world()
     await publish(rep, [record(p) for p in w.events])
-    await consume_all(rep)
+    stats = await consume_all(rep)
+    assert stats.fallbacks == 0 and stats.dead_lettered == 0
     return w, named
 
 

@@ -48,12 +48,15 @@ class _Fallback(Exception):
 
 
 class ReportingConsumer(EventConsumer):
+    fallbacks = 0
+    """Batches that went through the per-event path."""
+
     async def process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         try:
             await self._fast(tp, records)
         except Exception as exc:  # anything: the per-event path decides (retries, DLQ)
-            if not isinstance(exc, _Fallback):
-                log.info("batch_fallback", error_class=type(exc).__name__, records=len(records))
+            self.fallbacks += 1
+            log.info("batch_fallback", error_class=type(exc).__name__, error=str(exc)[:300], records=len(records))
             await super().process(tp, records)
 
     async def _fast(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:

@@ -100,7 +100,6 @@ async def create_checkpoint(session: AsyncSession, gen: int, month: date) -> Non
         ),
         {"g": gen, "m": month},
     )
-    await session.execute(text(f"ANALYZE checkpoints_g{int(gen)}"))
     await session.execute(text("INSERT INTO checkpoint_months (gen, month) VALUES (:g, :m)"), {"g": gen, "m": month})
 
 
