@@ -114,7 +114,11 @@ def _load_demo() -> None:
     token = mint_local_token("DNDS", ["admin"])
     print("[up] loading demo data (IOM DTM round 64 communes, scaled down)...", flush=True)
     started = time.monotonic()
-    counts = demo.load(f"http://127.0.0.1:{PORTS['registration']}", f"http://127.0.0.1:{PORTS['sites']}", token)
+    try:
+        counts = demo.load(f"http://127.0.0.1:{PORTS['registration']}", f"http://127.0.0.1:{PORTS['sites']}", token)
+    except (RuntimeError, httpx.HTTPError) as exc:  # the system stays up; the operator can retry
+        print(f"[up] demo data failed ({exc}); retry with `uv run dtm demo load`", flush=True)
+        return
     print(f"[up] demo data: {counts} in {time.monotonic() - started:.1f}s", flush=True)
 
 
