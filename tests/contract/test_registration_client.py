@@ -63,6 +63,7 @@ async def test_generated_client_registers_reads_and_lists(client_package) -> Non
         HouseholdRead,
         MemberCreate,
         PopulationGroup,
+        ProblemDetail,
         Relationship,
         Sex,
         SpecificNeed,
@@ -131,3 +132,6 @@ async def test_generated_client_registers_reads_and_lists(client_package) -> Non
         bad.location_pcode = "ML0901"
         refused = await register_household.asyncio_detailed(client=c, body=bad)
         assert refused.status_code == 422
+        problem = refused.parsed
+        assert isinstance(problem, ProblemDetail) and problem.status == 422
+        assert problem.errors[0].loc == ["body", "location_pcode"]

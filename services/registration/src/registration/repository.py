@@ -74,39 +74,69 @@ _INSERT_HOUSEHOLDS = (
     "RETURNING id, number"
 )
 
+# Candidates of the given households against every other active one. Every lookup is a LATERAL
+# subquery that cannot be flattened (LIMIT / OFFSET 0) and every household a scalar subquery on the
+# primary key: index probes whatever the statistics of freshly loaded tables say (a plan from stale
+# statistics would scan whole tables for one registration). A phone shared by a whole community
+# raises at most $4 pairs per member.
 _FIND_DUPLICATES = """
-WITH new AS (
-    SELECT id, origin_pcode, head_birth_date, head_name_key FROM households WHERE id = ANY($1::uuid[])
+WITH new AS MATERIALIZED (
+    SELECT h.*
+    FROM unnest($1::uuid[]) AS given(id)
+    CROSS JOIN LATERAL (
+        SELECT id, number, origin_pcode, head_birth_date, head_name_key FROM households WHERE id = given.id OFFSET 0
+    ) h
 ),
-pairs AS (
-    SELECT n.id AS x, h.id AS y, 'name' AS reason, similarity(n.head_name_key, h.head_name_key) AS sim
+new_members AS MATERIALIZED (
+    SELECT n.id AS household_id, n.number, m.phone, m.id_document_type, m.id_document_number
     FROM new n
-    JOIN households h
-      ON h.origin_pcode = n.origin_pcode
-     AND h.head_birth_date BETWEEN n.head_birth_date - $2::int AND n.head_birth_date + $2::int
-     AND h.id <> n.id
-    WHERE n.origin_pcode IS NOT NULL AND similarity(n.head_name_key, h.head_name_key) >= $3::real
+    CROSS JOIN LATERAL (
+        SELECT phone, id_document_type, id_document_number FROM members
+        WHERE household_id = n.id AND (phone IS NOT NULL OR id_document_number IS NOT NULL)
+        OFFSET 0
+    ) m
+),
+matches AS (
+    SELECT n.id AS x, n.number AS xn, o.id AS y, o.number AS yn, 'name' AS reason, o.sim
+    FROM new n
+    CROSS JOIN LATERAL (
+        SELECT h.id, h.number, similarity(n.head_name_key, h.head_name_key) AS sim
+        FROM households h
+        WHERE h.origin_pcode = n.origin_pcode
+          AND h.head_birth_date BETWEEN n.head_birth_date - $2::int AND n.head_birth_date + $2::int
+          AND h.id <> n.id AND h.status = 'active'
+          AND similarity(n.head_name_key, h.head_name_key) >= $3::real
+        ORDER BY sim DESC
+        LIMIT $4::int
+    ) o
+    WHERE n.origin_pcode IS NOT NULL
     UNION ALL
-    SELECT m.household_id, o.household_id, 'phone', NULL
-    FROM members m JOIN members o ON o.phone = m.phone AND o.household_id <> m.household_id
-    WHERE m.household_id = ANY($1::uuid[]) AND m.phone IS NOT NULL
+    SELECT m.household_id, m.number, o.household_id,
+           (SELECT h.number FROM households h WHERE h.id = o.household_id AND h.status = 'active'), 'phone', NULL
+    FROM new_members m
+    CROSS JOIN LATERAL (
+        SELECT om.household_id FROM members om
+        WHERE om.phone = m.phone AND om.household_id <> m.household_id
+        LIMIT $4::int
+    ) o
+    WHERE m.phone IS NOT NULL
     UNION ALL
-    SELECT m.household_id, o.household_id, 'document', NULL
-    FROM members m
-    JOIN members o
-      ON o.id_document_number = m.id_document_number
-     AND o.id_document_type IS NOT DISTINCT FROM m.id_document_type
-     AND o.household_id <> m.household_id
-    WHERE m.household_id = ANY($1::uuid[]) AND m.id_document_number IS NOT NULL
+    SELECT m.household_id, m.number, o.household_id,
+           (SELECT h.number FROM households h WHERE h.id = o.household_id AND h.status = 'active'), 'document', NULL
+    FROM new_members m
+    CROSS JOIN LATERAL (
+        SELECT om.household_id FROM members om
+        WHERE om.id_document_number = m.id_document_number
+          AND om.id_document_type IS NOT DISTINCT FROM m.id_document_type
+          AND om.household_id <> m.household_id
+        LIMIT $4::int
+    ) o
+    WHERE m.id_document_number IS NOT NULL
 ),
 ordered AS (
-    SELECT CASE WHEN hx.number < hy.number THEN p.x ELSE p.y END AS a,
-           CASE WHEN hx.number < hy.number THEN p.y ELSE p.x END AS b,
-           p.reason, p.sim
-    FROM pairs p
-    JOIN households hx ON hx.id = p.x
-    JOIN households hy ON hy.id = p.y
-    WHERE hx.status = 'active' AND hy.status = 'active'
+    SELECT CASE WHEN xn < yn THEN x ELSE y END AS a, CASE WHEN xn < yn THEN y ELSE x END AS b, reason, sim
+    FROM matches
+    WHERE yn IS NOT NULL
 )
 INSERT INTO duplicate_candidates (id, household_a, household_b, reasons, name_similarity)
 SELECT gen_random_uuid(), a, b, array_agg(DISTINCT reason ORDER BY reason), max(sim)
@@ -207,14 +237,18 @@ class RegistrationRepository:
         await conn.execute("SELECT pg_notify($1, '')", channel)
 
     async def find_duplicates(
-        self, household_ids: Sequence[uuid.UUID], birth_window_days: int, similarity: float
+        self, household_ids: Sequence[uuid.UUID], birth_window_days: int, similarity: float, per_lookup: int = 20
     ) -> int:
         """Queue candidate pairs between these households and every other active one; pairs already
         queued (or resolved) are not raised again. Returns how many new pairs were queued."""
         if not household_ids:
             return 0
         conn = await driver_connection(self.session)
-        status: str = await conn.execute(_FIND_DUPLICATES, list(household_ids), birth_window_days, similarity)
+        # Estimates on freshly loaded tables can be far off; JIT compiling for them costs ~0.5 s.
+        await conn.execute("SET LOCAL jit = off")
+        status: str = await conn.execute(
+            _FIND_DUPLICATES, list(household_ids), birth_window_days, similarity, per_lookup
+        )
         return int(status.split()[-1])
 
     # -- reads and single changes --------------------------------------------------------------------
