@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from dtm_shared.auth import Principal
@@ -259,43 +259,63 @@ def snapshot(
     )
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _construct(cls: type[_M], values: dict[str, Any]) -> _M:
+    """`cls.model_construct(**values)` without its per-field bookkeeping: `values` holds every
+    field, already of its declared type (what model_construct would store)."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 def new_household_snapshot(settings: RegistrationSettings, n: _New) -> HouseholdRegisteredV1:
     """`snapshot()` of a new household, for the bulk path: built from values already validated
     (`HouseholdCreate`), without validating them again (tests check it parses as the contract)."""
     h, data = n.household, n.data
     a1, a2 = _admin(h.location_pcode)
-    return HouseholdRegisteredV1.model_construct(
-        aggregate_id=h.id,
-        version=1,
-        effective_date=data.registration_date,
-        registration_number=registration_number(settings, h.number),
-        population_group=data.population_group,
-        status=HouseholdStatus.active,
-        inactive_reason=None,
-        inactive_date=None,
-        site_id=h.site_id,
-        location_pcode=h.location_pcode,
-        admin1_pcode=a1,
-        admin2_pcode=a2,
-        origin_pcode=h.origin_pcode,
-        displacement_reason=data.displacement_reason,
-        displacement_date=h.displacement_date,
-        registration_date=h.registration_date,
-        return_date=h.return_date,
-        country_of_asylum=h.country_of_asylum,
-        repatriation_date=h.repatriation_date,
-        registered_by_org=h.registered_by_org,
-        members=[
-            MemberSnapshotV1.model_construct(
-                member_id=m.id,
-                sex=given.sex,
-                date_of_birth=m.date_of_birth,
-                date_of_birth_estimated=m.date_of_birth_estimated,
-                relationship=given.relationship,
-                specific_needs=list(given.specific_needs),
-            )
-            for m, given in zip(n.members, data.members, strict=True)
-        ],
+    return _construct(
+        HouseholdRegisteredV1,
+        {
+            "aggregate_id": h.id,
+            "version": 1,
+            "effective_date": data.registration_date,
+            "registration_number": registration_number(settings, h.number),
+            "population_group": data.population_group,
+            "status": HouseholdStatus.active,
+            "inactive_reason": None,
+            "site_id": h.site_id,
+            "location_pcode": h.location_pcode,
+            "origin_pcode": h.origin_pcode,
+            "displacement_reason": data.displacement_reason,
+            "displacement_date": h.displacement_date,
+            "registration_date": h.registration_date,
+            "return_date": h.return_date,
+            "country_of_asylum": h.country_of_asylum,
+            "repatriation_date": h.repatriation_date,
+            "registered_by_org": h.registered_by_org,
+            "members": [
+                _construct(
+                    MemberSnapshotV1,
+                    {
+                        "member_id": m.id,
+                        "sex": given.sex,
+                        "date_of_birth": m.date_of_birth,
+                        "date_of_birth_estimated": m.date_of_birth_estimated,
+                        "relationship": given.relationship,
+                        "specific_needs": list(given.specific_needs),
+                    },
+                )
+                for m, given in zip(n.members, data.members, strict=True)
+            ],
+            "admin1_pcode": a1,
+            "admin2_pcode": a2,
+            "inactive_date": None,
+        },
     )
 
 
