@@ -147,3 +147,22 @@ async def test_expired_idempotency_keys_are_purged(migrated: StackEnv, db) -> No
         await engine.dispose()
     kept = await db.fetch("SELECT key FROM idempotency_keys WHERE key = ANY($1::text[])", [old, new])
     assert [r["key"] for r in kept] == [new]
+
+
+async def test_concurrent_batches_with_the_same_external_ids(api, migrated: StackEnv, db) -> None:
+    """Two partners' systems (or one retrying) send the same batch at once: one household each."""
+    import asyncio
+
+    tag = uuid.uuid4().hex[:6]
+    body = {"households": [household(external_id=f"{tag}-{i}") for i in range(200)]}
+    h = migrated.headers("WFP", *WRITE)
+    first, second = await asyncio.gather(
+        api("registration").post("/v1/households/batch", json=body, headers=h),
+        api("registration").post("/v1/households/batch", json=body, headers=h),
+    )
+    assert first.status_code == 200 and second.status_code == 200, (first.text[:300], second.text[:300])
+    statuses = [i["status"] for i in first.json()["items"]] + [i["status"] for i in second.json()["items"]]
+    assert statuses.count("created") == 200 and statuses.count("existing") == 200
+    ids_first = [i["household_id"] for i in first.json()["items"]]
+    assert ids_first == [i["household_id"] for i in second.json()["items"]]
+    assert await db.fetchval("SELECT count(*) FROM households WHERE external_id LIKE $1", f"{tag}-%") == 200

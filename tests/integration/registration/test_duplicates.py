@@ -175,3 +175,16 @@ async def test_batch_finds_candidates_within_the_batch(api, migrated: StackEnv) 
     first, second = (i["household_id"] for i in r.json()["items"])
     [cand] = await _pending_for(api, migrated, first)
     assert (cand["older"]["id"], cand["newer"]["id"], cand["reasons"]) == (first, second, ["document"])
+
+
+async def test_a_shared_phone_raises_a_bounded_number_of_pairs(api, migrated: StackEnv) -> None:
+    """A phone shared by a whole community (a chief's, an NGO's) must not flood the queue."""
+    phone = f"+223 9{uuid.uuid4().int % 10**7:07d}"
+    items = [household(members=[member(phone=phone)]) for _ in range(30)]
+    r = await api("registration").post(
+        "/v1/households/batch", json={"households": items}, headers=migrated.headers("IRC", *WRITE)
+    )
+    assert r.json()["created"] == 30
+    last = r.json()["items"][-1]["household_id"]
+    pairs = await _pending_for(api, migrated, last)
+    assert 1 <= len(pairs) <= 20
