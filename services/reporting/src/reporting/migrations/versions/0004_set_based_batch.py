@@ -40,7 +40,7 @@ BEGIN
         org text, female boolean[], dobs date[], needs text[], simple boolean, cell_id integer
     ) ON COMMIT DELETE ROWS;
     END IF;
-    TRUNCATE batch_households;
+    DELETE FROM batch_households;
     INSERT INTO batch_households
     SELECT t.n, (t.e->>'id')::uuid, (t.e->>'version')::integer, (t.e->>'effective')::date, t.e->>'status',
         t.e->>'inactive_reason', (t.e->>'site')::uuid, t.e->>'location', t.e->>'admin2', t.e->>'admin1',
