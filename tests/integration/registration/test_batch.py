@@ -27,14 +27,28 @@ async def test_mixed_batch_then_resent(api, migrated: StackEnv, db) -> None:
         {"not": "a household"},
         household(external_id=f"{tag}-0"),  # repeated in the same batch
         household(external_id=None),
+        "not even an object",
+        None,
     ]
     r = await reg.post("/v1/households/batch", json={"households": items}, headers=h)
     assert r.status_code == 200, r.text
     result = r.json()
     statuses = [i["status"] for i in result["items"]]
-    assert statuses == ["created", "rejected", "rejected", "rejected", "created", "rejected", "existing", "created"]
-    assert (result["created"], result["existing"], result["rejected"]) == (3, 1, 4)
-    assert [i["index"] for i in result["items"]] == list(range(8))
+    assert statuses == [
+        "created",
+        "rejected",
+        "rejected",
+        "rejected",
+        "created",
+        "rejected",
+        "existing",
+        "created",
+        "rejected",
+        "rejected",
+    ]
+    assert (result["created"], result["existing"], result["rejected"]) == (3, 1, 6)
+    assert [i["index"] for i in result["items"]] == list(range(10))
+    assert result["items"][8]["errors"][0]["loc"] == ["body", "households", 8]
     by_index = result["items"]
     assert by_index[1]["errors"][0]["loc"] == ["body", "households", 1, "location_pcode"]
     assert by_index[2]["errors"][0]["loc"] == ["body", "households", 2, "population_group"]

@@ -199,7 +199,7 @@ class HouseholdBatchResult(BaseModel):
 # The batch is read leniently (each item is validated on its own so that one bad item rejects only
 # itself), but documented as a list of `HouseholdCreate` for generated clients.
 LenientHouseholdList = Annotated[
-    list[dict[str, Any]],
+    list[Any],
     WithJsonSchema(
         {
             "type": "array",

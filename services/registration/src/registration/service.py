@@ -429,7 +429,7 @@ async def register_households(
     session: AsyncSession,
     settings: RegistrationSettings,
     principal: Principal,
-    items: Sequence[HouseholdCreate | dict[str, Any]],
+    items: Sequence[HouseholdCreate | Any],
     *,
     loc_prefix: Loc = ("body", "households"),
     indexed: bool = True,
@@ -668,7 +668,7 @@ async def register_batch(
     session: AsyncSession,
     settings: RegistrationSettings,
     principal: Principal,
-    items: Sequence[dict[str, Any]],
+    items: Sequence[Any],
     traceparent: str | None = None,
 ) -> HouseholdBatchResult:
     results = await register_households(session, settings, principal, items, traceparent=traceparent)
