@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from reporting import repository
-from reporting.service import Context
+from reporting.service import Context, open_context
 from reporting.settings import ReportingSettings
 
 
@@ -29,8 +28,7 @@ Settings = Annotated[ReportingSettings, Depends(get_settings)]
 
 
 async def get_context(request: Request, session: Session, settings: Settings) -> Context:
-    gen = await repository.current_generation(session)
-    return Context(session=session, sessionmaker=request.app.state.sessionmaker, settings=settings, gen=gen)
+    return await open_context(session, request.app.state.sessionmaker, settings, request.app.state.result_cache)
 
 
 Ctx = Annotated[Context, Depends(get_context)]

@@ -13,6 +13,7 @@ from dtm_shared.db import create_sessionmaker
 from dtm_shared.logs import configure_logging
 from dtm_shared.web import build_app
 from reporting.api import pages, router
+from reporting.service import ResultCache
 from reporting.settings import ReportingSettings
 
 
@@ -45,6 +46,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.token_verifier = TokenVerifier(settings)
+        app.state.result_cache = ResultCache(settings.result_cache_size) if settings.result_cache_size else None
         try:
             yield
         finally:

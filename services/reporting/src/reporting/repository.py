@@ -257,6 +257,26 @@ async def reports(session: AsyncSession, gen: int, periods: Sequence[str] | None
     return [dict(r._mapping) for r in rows]
 
 
+async def read_context(session: AsyncSession, group: str) -> dict[str, Any]:
+    """In one round trip: the current generation, a data version that changes with every
+    projection commit (the latest consumer position update of any group) and the live group's
+    freshness."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT g.current AS gen, g.switched_at, "
+                "(SELECT max(updated_at) FROM consumer_positions) AS data_version, f.* "
+                "FROM generation g, LATERAL ("
+                "SELECT max(last_event_at) AS last_event_at, max(updated_at) AS updated_at, "
+                "coalesce(sum(greatest(coalesce(high_water, 0) - next_offset, 0)), 0) AS behind, now() AS now "
+                "FROM consumer_positions WHERE group_id = :g) f"
+            ),
+            {"g": group},
+        )
+    ).one()
+    return dict(row._mapping)
+
+
 async def freshness(session: AsyncSession, group: str) -> dict[str, Any]:
     row = (
         await session.execute(

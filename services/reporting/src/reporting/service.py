@@ -8,8 +8,8 @@ then null (a household has members of both sexes and several ages).
 from __future__ import annotations
 
 import calendar
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -54,6 +54,27 @@ EARLIEST = date(1990, 1, 1)
 Vector = tuple[int, ...]
 
 
+class ResultCache:
+    """Population results of this process, keyed by generation and data version (which changes
+    with every commit of the projection), so an answer is reused only while nothing changed."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self.entries: OrderedDict[Hashable, dict[tuple[Any, ...], Vector]] = OrderedDict()
+
+    def get(self, key: Hashable) -> dict[tuple[Any, ...], Vector] | None:
+        value = self.entries.get(key)
+        if value is not None:
+            self.entries.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable, value: dict[tuple[Any, ...], Vector]) -> None:
+        self.entries[key] = value
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
 @dataclass
 class Context:
     """What an indicator needs: the request's session, the generation it reads, and a way to open
@@ -63,6 +84,27 @@ class Context:
     sessionmaker: async_sessionmaker[AsyncSession]
     settings: ReportingSettings
     gen: int
+    data_version: Any = None
+    fresh: Freshness | None = None
+    cache: ResultCache | None = None
+
+
+async def open_context(
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: ReportingSettings,
+    cache: ResultCache | None = None,
+) -> Context:
+    row = await repository.read_context(session, settings.topic(settings.consumer_group))
+    return Context(
+        session=session,
+        sessionmaker=sessionmaker,
+        settings=settings,
+        gen=int(row["gen"]),
+        data_version=(row["data_version"], row["switched_at"]),
+        fresh=_freshness(row),
+        cache=cache,
+    )
 
 
 def today() -> date:
@@ -160,10 +202,24 @@ async def ensure_checkpoint(ctx: Context, month: date) -> None:
 async def cell_population(
     ctx: Context, as_of: date, cell_dims: Sequence[str], filters: Mapping[str, Sequence[str]]
 ) -> dict[tuple[Any, ...], Vector]:
+    key = (
+        ctx.gen,
+        ctx.data_version,
+        as_of,
+        tuple(cell_dims),
+        tuple(sorted((k, tuple(v)) for k, v in filters.items())),
+    )
+    if ctx.cache is not None and ctx.data_version is not None:
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            return hit
     month = month_start(as_of)
     await ensure_checkpoint(ctx, month)
     rows = await repository.population_cells(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
-    return {r.dims: r.counts for r in rows}
+    result = {r.dims: r.counts for r in rows}
+    if ctx.cache is not None and ctx.data_version is not None:
+        ctx.cache.put(key, result)
+    return result
 
 
 def _mask(vec: Vector, sexes: Iterable[str], brackets: Iterable[int]) -> Vector:
@@ -247,7 +303,12 @@ def _detailed(dims: Sequence[str], filters: Mapping[str, Sequence[str]]) -> bool
 
 
 async def freshness(ctx: Context) -> Freshness:
-    row = await repository.freshness(ctx.session, ctx.settings.topic(ctx.settings.consumer_group))
+    if ctx.fresh is not None:
+        return ctx.fresh
+    return _freshness(await repository.freshness(ctx.session, ctx.settings.topic(ctx.settings.consumer_group)))
+
+
+def _freshness(row: Mapping[str, Any]) -> Freshness:
     last, updated, behind, now = row["last_event_at"], row["updated_at"], int(row["behind"]), row["now"]
     if last is None:
         return Freshness(last_event_at=None, lag_seconds=None, pending_events=0)

@@ -14,6 +14,9 @@ class ReportingSettings(ServiceSettings):
         description="Export cells with fewer individuals than this are suppressed for callers without detail "
         "rights (scopes `households:pii` or `admin`).",
     )
+    result_cache_size: int = Field(
+        default=1024, ge=0, description="Population results kept per process (0: none); keyed by data version."
+    )
     registration_api_url: str = Field(default="http://127.0.0.1:8001", description="For `dtm verify`.")
     sites_api_url: str = Field(default="http://127.0.0.1:8002", description="For `dtm verify`.")
     rebuild_grace_seconds: float = Field(
