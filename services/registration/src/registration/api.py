@@ -18,7 +18,6 @@ from dtm_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, PayloadTooLarge
 from registration import service
 from registration.dependencies import Session, Settings, Traceparent
 from registration.repository import HouseholdFilter
-from registration.runtime import paused_gc
 from registration.schemas import (
     DuplicateCandidatePage,
     DuplicateCandidateRead,
@@ -146,8 +145,7 @@ async def register_households_batch(
     async def run() -> tuple[int, BaseModel, dict[str, str]]:
         return 200, await service.register_batch(session, settings, principal, body.households, traceparent), {}
 
-    with paused_gc():
-        return await _idempotent(session, principal, idempotency_key, request, body.households, run)
+    return await _idempotent(session, principal, idempotency_key, request, body.households, run)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.logs import configure_logging
 from dtm_shared.web import build_app
 from registration.api import router
-from registration.runtime import tune_gc
+from registration.runtime import PausedGcForBatches, tune_gc
 from registration.settings import RegistrationSettings
 
 
@@ -32,7 +32,7 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
         finally:
             await engine.dispose()
 
-    return build_app(
+    app = build_app(
         settings,
         title="dtm-platform registration",
         description="Households and their members: registration (one or in bulk), lifecycle, duplicates. "
@@ -44,3 +44,5 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
             {"name": "duplicates", "description": "Possible duplicate registrations and their review"},
         ],
     )
+    app.add_middleware(PausedGcForBatches)
+    return app

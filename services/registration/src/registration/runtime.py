@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 _paused = 0
 
@@ -35,3 +36,18 @@ def paused_gc() -> Iterator[None]:
         _paused -= 1
         if _paused == 0:
             gc.enable()
+
+
+class PausedGcForBatches:
+    """ASGI middleware: the collector stays paused for the whole batch request, body parsing included."""
+
+    def __init__(self, app: Any, path: str = "/v1/households/batch") -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path") == self.path:
+            with paused_gc():
+                await self.app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
