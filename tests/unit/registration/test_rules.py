@@ -137,3 +137,19 @@ def test_pii_visibility_and_numbers() -> None:
 def test_future_is_relative_to_today() -> None:
     tomorrow = service.today() + timedelta(days=1)
     assert ["registration_date"] in _errors(_data(registration_date=tomorrow.isoformat()), on=service.today())
+
+
+def test_gc_pauses_nest_and_resume() -> None:
+    import gc
+
+    from registration.runtime import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer block still runs
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        raise RuntimeError
+    assert gc.isenabled()
