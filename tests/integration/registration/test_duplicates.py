@@ -188,3 +188,32 @@ async def test_a_shared_phone_raises_a_bounded_number_of_pairs(api, migrated: St
     last = r.json()["items"][-1]["household_id"]
     pairs = await _pending_for(api, migrated, last)
     assert 1 <= len(pairs) <= 20
+
+
+async def test_sweep_finds_pairs_that_concurrent_registrations_missed(api, migrated: StackEnv, db) -> None:
+    """Two concurrent transactions do not see each other's households; the worker's sweep does."""
+    from datetime import UTC, datetime, timedelta
+
+    from dtm_shared.db import create_engine, create_sessionmaker
+    from registration.workers import recheck_duplicates
+
+    phone = f"+223 8{uuid.uuid4().int % 10**7:07d}"
+    a = await _register(api, migrated, "DNDS", members=[member(phone=phone)])
+    b = await _register(api, migrated, "NRC", members=[member(given_name="Bintou", family_name="Kanté", phone=phone)])
+    # As if they had been registered at the same moment: no candidate yet.
+    await db.execute("DELETE FROM duplicate_candidates WHERE household_b = $1", uuid.UUID(b["id"]))
+    assert await _pending_for(api, migrated, b["id"]) == []
+    settings = migrated.settings("registration")
+    engine = create_engine(settings)
+    try:
+        queued, resume = await recheck_duplicates(
+            settings, create_sessionmaker(engine), datetime.now(UTC) - timedelta(minutes=1)
+        )
+        again, _ = await recheck_duplicates(
+            settings, create_sessionmaker(engine), datetime.now(UTC) - timedelta(minutes=1)
+        )
+    finally:
+        await engine.dispose()
+    assert queued >= 1 and again == 0 and resume <= datetime.now(UTC)
+    [cand] = await _pending_for(api, migrated, b["id"])
+    assert (cand["older"]["id"], cand["newer"]["id"], cand["reasons"]) == (a["id"], b["id"], ["phone"])

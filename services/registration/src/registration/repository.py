@@ -251,6 +251,16 @@ class RegistrationRepository:
         )
         return int(status.split()[-1])
 
+    async def households_created_since(self, since: datetime, limit: int) -> list[tuple[uuid.UUID, datetime]]:
+        conn = await driver_connection(self.session)
+        rows = await conn.fetch(
+            "SELECT id, created_at FROM households WHERE created_at >= $1 AND status = 'active' "
+            "ORDER BY created_at, id LIMIT $2",
+            since,
+            limit,
+        )
+        return [(r["id"], r["created_at"]) for r in rows]
+
     # -- reads and single changes --------------------------------------------------------------------
 
     async def get(self, household_id: uuid.UUID, *, for_update: bool = False) -> Household | None:

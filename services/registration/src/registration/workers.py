@@ -1,10 +1,11 @@
 """Background processes of the registration service: the outbox relay and the sites consumer
-(which also purges expired idempotency keys)."""
+(which also runs the housekeeping: the duplicate sweep and the purge of expired idempotency keys)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -47,15 +48,52 @@ async def purge_idempotency_keys(settings: RegistrationSettings, sessionmaker: a
         return await repo.purge_idempotency_keys(max(24, settings.idempotency_retention_hours))
 
 
-async def _purge_forever(settings: RegistrationSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def recheck_duplicates(
+    settings: RegistrationSettings, sessionmaker: async_sessionmaker[AsyncSession], since: datetime
+) -> tuple[int, datetime]:
+    """Look again for candidates of the households created since `since`.
+
+    Registration looks for candidates in its own transaction, so two households registered at the
+    same moment by concurrent requests do not see each other; this sweep (run by the consumer
+    worker, with an overlap longer than any registration transaction) finds those pairs. Pairs
+    already queued or resolved are left alone. Returns the pairs queued and where to resume."""
+    queued, resume = 0, since
     while True:
+        async with sessionmaker() as session, session.begin():
+            repo = RegistrationRepository(session)
+            rows = await repo.households_created_since(resume, 5000)
+            if rows:
+                queued += await repo.find_duplicates(
+                    [r[0] for r in rows], settings.duplicate_birth_window_days, settings.duplicate_name_similarity
+                )
+        if len(rows) < 5000:
+            return queued, max([resume, *(r[1] for r in rows)])
+        if rows[-1][1] == resume:  # 5,000 households in the same instant: move past them
+            return queued, resume + timedelta(microseconds=1)
+        resume = rows[-1][1]
+
+
+async def _housekeeping(settings: RegistrationSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Every minute: the duplicate sweep; every hour: expired idempotency keys."""
+    overlap = timedelta(minutes=2)
+    since = datetime.now(UTC) - overlap
+    last_purge = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        started = datetime.now(UTC)
         try:
-            purged = await purge_idempotency_keys(settings, sessionmaker)
-            if purged:
-                log.info("idempotency_keys_purged", count=purged)
-        except Exception as exc:  # a failed purge is retried at the next round
-            log.warning("idempotency_purge_failed", error_class=type(exc).__name__)
-        await asyncio.sleep(3600)
+            queued, _ = await recheck_duplicates(settings, sessionmaker, since)
+            since = started - overlap
+            if queued:
+                log.info("duplicate_candidates_found_by_sweep", count=queued)
+            if loop.time() - last_purge > 3600:
+                purged = await purge_idempotency_keys(settings, sessionmaker)
+                last_purge = loop.time()
+                if purged:
+                    log.info("idempotency_keys_purged", count=purged)
+        except Exception as exc:  # retried at the next round
+            log.warning("housekeeping_failed", error_class=type(exc).__name__)
+        await asyncio.sleep(60)
 
 
 async def run_consumer(settings: RegistrationSettings | None = None) -> None:
@@ -63,7 +101,7 @@ async def run_consumer(settings: RegistrationSettings | None = None) -> None:
     configure_logging(f"{settings.service_name}-consumer", settings.log_level, settings.log_json)
     engine = create_engine(settings)
     sessionmaker = create_sessionmaker(engine)
-    purge = asyncio.create_task(_purge_forever(settings, sessionmaker))
+    purge = asyncio.create_task(_housekeeping(settings, sessionmaker))
     try:
         consumer = sites_consumer(settings, sessionmaker)
         await run_until_signalled(consumer.run(), consumer.stop)
