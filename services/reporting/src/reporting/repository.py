@@ -103,39 +103,47 @@ async def create_checkpoint(session: AsyncSession, gen: int, month: date) -> Non
     await session.execute(text("INSERT INTO checkpoint_months (gen, month) VALUES (:g, :m)"), {"g": gen, "m": month})
 
 
-async def population_cells(
+def _dims_sql(dims: Sequence[str]) -> tuple[str, str]:
+    select = "".join(f"{CELL_DIMENSIONS[d]} AS d{i}, " for i, d in enumerate(dims))
+    group = f"GROUP BY {', '.join(CELL_DIMENSIONS[d] for d in dims)}" if dims else ""
+    return select, group
+
+
+def _cell_rows(rows: Sequence[Any], n: int) -> list[CellRow]:
+    return [CellRow(tuple(r[:n]), tuple(int(v) for v in r[n:])) for r in rows]
+
+
+async def checkpoint_part(
+    session: AsyncSession, gen: int, month: date, dims: Sequence[str], filters: Mapping[str, Sequence[str]]
+) -> list[CellRow]:
+    """The population before `month` per combination of `dims` (the checkpoint rows carry their
+    cell's dimensions: no join)."""
+    params: dict[str, Any] = {"g": gen, "m": month}
+    where = _filters_sql(filters, params)
+    select, group = _dims_sql(dims)
+    sums = ", ".join(f"coalesce(sum(c.{k}), 0)::bigint" for k in COUNT_COLUMNS)
+    sql = f"SELECT {select}{sums} FROM checkpoints c WHERE c.gen = :g AND c.month = :m AND {where} {group}"
+    return _cell_rows((await session.execute(text(sql), params)).all(), len(dims))
+
+
+async def deltas_part(
     session: AsyncSession,
     gen: int,
-    month: date,
-    as_of: date,
+    start: date,
+    end: date,
     dims: Sequence[str],
     filters: Mapping[str, Sequence[str]],
 ) -> list[CellRow]:
-    """Population at `as_of` per combination of `dims`: the checkpoint at the start of `as_of`'s
-    month plus the deltas of the days since (one statement, one snapshot)."""
-    params: dict[str, Any] = {"g": gen, "m": month, "d": as_of}
+    """The sum of the deltas of the days `start`..`end` per combination of `dims`."""
+    params: dict[str, Any] = {"g": gen, "s": start, "e": end}
     where = _filters_sql(filters, params)
-    cols = ", ".join(COUNT_COLUMNS)
-    sums = ", ".join(f"coalesce(sum(s.{c}), 0)::bigint" for c in COUNT_COLUMNS)
-    dim_cols = ", ".join(f"{CELL_DIMENSIONS[d]} AS d{i}" for i, d in enumerate(dims))
-    outer_dims = ", ".join(f"s.d{i}" for i in range(len(dims)))
-    group = f"GROUP BY {outer_dims}" if dims else ""
-    # the checkpoint rows carry their cell's dimensions (no join); the month's deltas are joined to cells
-    sql = f"""
-        SELECT {", ".join([*([outer_dims] if dims else []), sums])}
-        FROM (
-            SELECT {dim_cols + ", " if dims else ""}{cols} FROM checkpoints c
-            WHERE c.gen = :g AND c.month = :m AND {where}
-            UNION ALL
-            SELECT {dim_cols + ", " if dims else ""}{", ".join(f"x.{k}" for k in COUNT_COLUMNS)}
-            FROM deltas x JOIN cells c ON c.gen = x.gen AND c.cell_id = x.cell_id
-            WHERE x.gen = :g AND x.day >= :m AND x.day <= :d AND {where}
-        ) s
-        {group}
-    """
-    rows = (await session.execute(text(sql), params)).all()
-    n = len(dims)
-    return [CellRow(tuple(r[:n]), tuple(int(v) for v in r[n:])) for r in rows]
+    select, group = _dims_sql(dims)
+    sums = ", ".join(f"coalesce(sum(x.{k}), 0)::bigint" for k in COUNT_COLUMNS)
+    sql = (
+        f"SELECT {select}{sums} FROM deltas x JOIN cells c ON c.gen = x.gen AND c.cell_id = x.cell_id "
+        f"WHERE x.gen = :g AND x.day >= :s AND x.day <= :e AND {where} {group}"
+    )
+    return _cell_rows((await session.execute(text(sql), params)).all(), len(dims))
 
 
 async def population_changes(
@@ -265,7 +273,8 @@ async def read_context(session: AsyncSession, group: str) -> dict[str, Any]:
         await session.execute(
             text(
                 "SELECT g.current AS gen, g.switched_at, "
-                "(SELECT max(updated_at) FROM consumer_positions) AS data_version, f.* "
+                "(SELECT max(updated_at) FROM consumer_positions) AS data_version, "
+                "(SELECT version FROM checkpoint_state) AS checkpoint_version, f.* "
                 "FROM generation g, LATERAL ("
                 "SELECT max(last_event_at) AS last_event_at, max(updated_at) AS updated_at, "
                 "coalesce(sum(greatest(coalesce(high_water, 0) - next_offset, 0)), 0) AS behind, now() AS now "

@@ -85,6 +85,7 @@ class Context:
     settings: ReportingSettings
     gen: int
     data_version: Any = None
+    checkpoint_version: Any = None
     fresh: Freshness | None = None
     cache: ResultCache | None = None
 
@@ -102,6 +103,7 @@ async def open_context(
         settings=settings,
         gen=int(row["gen"]),
         data_version=(row["data_version"], row["switched_at"]),
+        checkpoint_version=(row["checkpoint_version"], row["switched_at"]),
         fresh=_freshness(row),
         cache=cache,
     )
@@ -215,9 +217,37 @@ async def cell_population(
             return hit
     month = month_start(as_of)
     await ensure_checkpoint(ctx, month)
-    rows = await repository.population_cells(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
-    result = {r.dims: r.counts for r in rows}
+    base = await checkpoint_population(ctx, month, cell_dims, filters)
+    rows = await repository.deltas_part(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
+    result = dict(base)
+    for r in rows:
+        prior = result.get(r.dims)
+        result[r.dims] = r.counts if prior is None else tuple(a + b for a, b in zip(prior, r.counts, strict=True))
     if ctx.cache is not None and ctx.data_version is not None:
+        ctx.cache.put(key, result)
+    return result
+
+
+async def checkpoint_population(
+    ctx: Context, month: date, cell_dims: Sequence[str], filters: Mapping[str, Sequence[str]]
+) -> dict[tuple[Any, ...], Vector]:
+    """The checkpoint part, cached while no change effective before a materialised month arrives
+    (`checkpoint_state.version`) and the generation stays the same."""
+    key = (
+        "checkpoint",
+        ctx.gen,
+        ctx.checkpoint_version,
+        month,
+        tuple(cell_dims),
+        tuple(sorted((k, tuple(v)) for k, v in filters.items())),
+    )
+    if ctx.cache is not None and ctx.checkpoint_version is not None:
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            return hit
+    rows = await repository.checkpoint_part(ctx.session, ctx.gen, month, cell_dims, filters)
+    result = {r.dims: r.counts for r in rows}
+    if ctx.cache is not None and ctx.checkpoint_version is not None:
         ctx.cache.put(key, result)
     return result
 
