@@ -68,9 +68,9 @@ async def recheck_duplicates(
                 )
         if len(rows) < 5000:
             return queued, max([resume, *(r[1] for r in rows)])
-        if rows[-1][1] == resume:  # 5,000 households in the same instant: move past them
-            return queued, resume + timedelta(microseconds=1)
-        resume = rows[-1][1]
+        last = rows[-1][1]
+        # Rows of one instant are never more than a batch: past an instant full of them, move on.
+        resume = last if last > resume else resume + timedelta(microseconds=1)
 
 
 async def _housekeeping(settings: RegistrationSettings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
