@@ -68,7 +68,12 @@ class ResultCache:
             self.entries.move_to_end(key)
         return value
 
+    max_rows = 5000
+    """Larger answers (fine-grained breakdowns) are not kept: memory stays bounded."""
+
     def put(self, key: Hashable, value: dict[tuple[Any, ...], Vector]) -> None:
+        if len(value) > self.max_rows:
+            return
         self.entries[key] = value
         self.entries.move_to_end(key)
         while len(self.entries) > self.size:
