@@ -139,13 +139,16 @@ AppClientFactory = Callable[[str], Awaitable[httpx.AsyncClient]]
 
 @pytest.fixture(scope="session")
 async def api(migrated: StackEnv) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
-    """`api("sites")`: an httpx client on that service's app, run in-process with its lifespan."""
+    """`api("sites")`: an httpx client on that service's app, run in-process with its lifespan.
+
+    Each call gives a new client on the same running app, so a test that sets default headers on
+    its client does not leak them into other tests."""
     from asgi_lifespan import LifespanManager
 
     from dtm_cli.services import entry
 
     stack_ = contextlib.AsyncExitStack()
-    clients: dict[str, httpx.AsyncClient] = {}
+    transports: dict[str, httpx.ASGITransport] = {}
     async with stack_:
         for service in SERVICES:
             if importlib.util.find_spec(f"{service}.main") is None:
@@ -153,13 +156,14 @@ async def api(migrated: StackEnv) -> AsyncIterator[Callable[[str], httpx.AsyncCl
             module = importlib.import_module(f"{service}.main")
             app = module.create_app(migrated.settings(service))
             manager = await stack_.enter_async_context(LifespanManager(app))
-            clients[service] = await stack_.enter_async_context(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=manager.app),
-                    base_url=f"http://{service}.test:{entry(service).port}",
-                )
+            transports[service] = httpx.ASGITransport(app=manager.app)
+
+        def client(service: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                transport=transports[service], base_url=f"http://{service}.test:{entry(service).port}"
             )
-        yield clients.__getitem__
+
+        yield client
 
 
 @contextlib.asynccontextmanager
