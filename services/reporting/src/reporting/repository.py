@@ -146,32 +146,6 @@ async def deltas_part(
     return _cell_rows((await session.execute(text(sql), params)).all(), len(dims))
 
 
-async def population_changes(
-    session: AsyncSession,
-    gen: int,
-    unit: str,
-    start: date,
-    end: date,
-    dims: Sequence[str],
-    filters: Mapping[str, Sequence[str]],
-) -> list[tuple[date, CellRow]]:
-    """The sum of the deltas per `unit` ('month'|'quarter') bucket between `start` and `end`."""
-    params: dict[str, Any] = {"g": gen, "s": start, "e": end, "u": unit}
-    select_dims = [f"{CELL_DIMENSIONS[d]} AS d{i}" for i, d in enumerate(dims)]
-    sums = ", ".join(f"coalesce(sum(s.{c}), 0)::bigint" for c in COUNT_COLUMNS)
-    where = _filters_sql(filters, params)
-    group = ", ".join(["bucket", *(CELL_DIMENSIONS[d] for d in dims)])
-    sql = f"""
-        SELECT date_trunc(:u, s.day)::date AS bucket, {", ".join([*select_dims, sums])}
-        FROM deltas s JOIN cells c ON c.gen = :g AND c.cell_id = s.cell_id
-        WHERE s.gen = :g AND s.day >= :s AND s.day <= :e AND {where}
-        GROUP BY {group}
-    """
-    rows = (await session.execute(text(sql), params)).all()
-    n = len(dims)
-    return [(r[0], CellRow(tuple(r[1 : n + 1]), tuple(int(v) for v in r[n + 1 :]))) for r in rows]
-
-
 # -- sites and the rest -----------------------------------------------------------------------------
 
 

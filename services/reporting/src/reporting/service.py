@@ -625,23 +625,12 @@ async def get_timeseries(
     if len(periods) > 240:
         raise ValidationProblem.field(["query", "from"], "at most 240 periods")
     cell_dims = [d for d in dims if d in repository.CELL_DIMENSIONS]
-    state: dict[tuple[Any, ...], list[int]] = {
-        k: list(v) for k, v in (await cell_population(ctx, start - timedelta(days=1), cell_dims, filters)).items()
-    }
-    changes: dict[date, list[repository.CellRow]] = defaultdict(list)
-    for bucket, row in await repository.population_changes(
-        ctx.session, ctx.gen, interval, start, end, cell_dims, filters
-    ):
-        changes[bucket].append(row)
     sites = await site_lookup(ctx) if "site" in dims else {}
     points = []
     for period_start, point in periods:
-        for row in changes.get(period_start, []):
-            acc = state.setdefault(row.dims, [0] * 11)
-            for i, v in enumerate(row.counts):
-                acc[i] += v
-        snapshot = {k: tuple(v) for k, v in state.items()}
-        items = [PopulationRow(**with_names(r, sites)) for r in split_rows(snapshot, cell_dims, dims, filters)]
+        # each point is an as-of answer: the month's checkpoint (cached) plus that month's deltas
+        cells = await cell_population(ctx, point, cell_dims, filters)
+        items = [PopulationRow(**with_names(r, sites)) for r in split_rows(cells, cell_dims, dims, filters)]
         points.append(TimeseriesPoint(period=period_label(period_start, interval), as_of=point, items=items))
     return TimeseriesResponse(
         as_of=end, freshness=await freshness(ctx), interval=interval, group_by=dims, points=points
