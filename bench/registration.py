@@ -9,6 +9,8 @@ real processes (`dtm serve registration`, `dtm relay registration`):
 2. a raw COPY of the same kind of rows (households, members, history, outbox: already built,
    only the COPY is timed) into the same tables, in the same run, with the same concurrency;
    the ratio API / raw COPY;
+   and the same ratio measured with API and raw COPY batches interleaved one at a time (same load
+   from the rest of the machine for both);
 3. single-household `POST /v1/households` latency (p50/p99) at a fixed request rate
    (`BENCH_RATE` per second for `BENCH_LATENCY_SECONDS`), open loop.
 
@@ -492,6 +494,40 @@ async def main() -> dict[str, Any]:
             flush=True,
         )
 
+        # The same comparison, one API batch then one raw COPY batch in turn, one at a time: both
+        # see the same load from whatever else runs on the machine (the phases above are minutes apart).
+        rounds = _env_int("BENCH_INTERLEAVED_ROUNDS", 6)
+        print(f"interleaved: {rounds} x (one API batch, one raw COPY batch)...", flush=True)
+        tag2 = uuid.uuid4().hex[:6]
+        api_sets = [
+            [_fix_group(make_household(rng, r * batch + i, origins, locations, tag2), rng) for i in range(batch)]
+            for r in range(rounds)
+        ]
+        raw_sets = [
+            _copy_rows(
+                [
+                    _fix_group(make_household(rng, r * batch + i, origins, locations, tag2 + "r"), rng)
+                    for i in range(batch)
+                ],
+                2 * 10**9 + r * batch,
+                stack.prefix,
+            )
+            for r in range(rounds)
+        ]
+        api_time = raw_time = 0.0
+        for r in range(rounds):
+            seconds, _ = await _post_batches(
+                stack.base_url, token, [json.dumps({"households": api_sets[r]}).encode()], 1
+            )
+            api_time += seconds
+            raw_time += await _raw_copy(stack, [raw_sets[r]], 1)
+        ratio_interleaved = raw_time / api_time
+        print(
+            f"  API {rounds * batch / api_time:.0f} households/s, "
+            f"raw COPY {rounds * batch / raw_time:.0f} households/s, ratio {ratio_interleaved:.3f}",
+            flush=True,
+        )
+
         conn = await stack.connect()
         try:
             candidates = await conn.fetchval("SELECT count(*) FROM duplicate_candidates")
@@ -525,6 +561,9 @@ async def main() -> dict[str, Any]:
             "raw_copy_seconds": round(raw_seconds, 2),
             "raw_copy_households_per_s": round(raw_rate),
             "ratio_to_raw_copy": round(api_rate / raw_rate, 3),
+            "interleaved_api_households_per_s": round(rounds * batch / api_time),
+            "interleaved_raw_copy_households_per_s": round(rounds * batch / raw_time),
+            "ratio_interleaved": round(ratio_interleaved, 3),
             "duplicate_candidates_queued": candidates,
             "outbox_unpublished_after_batches": backlog,
             "outbox_drained_after_s": round(drain_seconds, 1),
