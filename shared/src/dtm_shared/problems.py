@@ -239,7 +239,12 @@ def sqlstate(exc: DBAPIError) -> str:
     return ""
 
 
-#: For `responses=` on routes, so generated clients know the error model.
+#: For `responses=` on routes, so generated clients know the error model: `model` registers
+#: `ProblemDetail` in the components, the explicit schema makes `application/problem+json` parse into it.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ProblemDetail, "content": {PROBLEM_JSON: {}}} for code in (400, 401, 403, 404, 409, 412, 413, 422)
+    code: {
+        "model": ProblemDetail,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}},
+    }
+    for code in (400, 401, 403, 404, 409, 412, 413, 422)
 }

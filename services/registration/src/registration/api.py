@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from dtm_shared.auth import Principal, require_scopes
 from dtm_shared.events.common import HouseholdStatus, PopulationGroup
-from dtm_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, PayloadTooLarge
+from dtm_shared.problems import PROBLEM_RESPONSES, PayloadTooLarge
 from registration import service
 from registration.dependencies import Session, Settings, Traceparent
 from registration.repository import HouseholdFilter
@@ -35,13 +35,7 @@ from registration.schemas import (
     HouseholdUpdate,
 )
 
-# The shared problem responses, with the schema under `application/problem+json` too, so that
-# generated clients parse error answers into `ProblemDetail`.
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    code: {**spec, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}}
-    for code, spec in PROBLEM_RESPONSES.items()
-}
-router = APIRouter(prefix="/v1", responses=PROBLEMS)
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
 Reader = Annotated[Principal, Depends(require_scopes("households:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("households:write"))]
