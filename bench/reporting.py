@@ -12,8 +12,10 @@
    is the time from its produce acknowledgement (the moment registration's relay would have
    published it after the commit) to the moment reporting's consumer position passes its offset,
    which is committed in the same transaction as the read-model change (so from then on
-   getPopulation shows it); p50/p99 over all events. The registration outbox relay's own delay
-   (poll interval, claim) is not included: it belongs to registration's benchmark.
+   getPopulation shows it); p50/p99 over all events, once alone and once while getPopulation is
+   queried ~10 times a second (cached process; the figures of those queries are reported too).
+   The registration outbox relay's own delay (poll interval, claim) is not included: it belongs
+   to registration's benchmark.
 
 Run: `make bench` or `uv run python -m bench reporting`.
 """
@@ -458,6 +460,8 @@ async def main() -> dict[str, Any]:
             await wait_ready(base)
             with process(["consume", "reporting"], env, workdir / "consume.log"):
                 await asyncio.sleep(3)
+                results["lag_alone"] = await lag_bench(bootstrap, prefix, stack.with_database(admin, database), gen)
+                print(json.dumps(results["lag_alone"]), flush=True)
                 stop = asyncio.Event()
                 during = asyncio.create_task(queries_while_writing(base, token, stop))
                 try:
@@ -473,7 +477,8 @@ async def main() -> dict[str, Any]:
             with contextlib.suppress(Exception):
                 await stack.delete_topics(bootstrap, prefix)
     results["targets"] = {
-        "lag_p99_ms<=500": (results.get("lag") or {}).get("lag_ms", {}).get("p99", 1e9) <= 500,
+        "lag_p99_ms<=500 (alone)": (results.get("lag_alone") or {}).get("lag_ms", {}).get("p99", 1e9) <= 500,
+        "lag_p99_ms<=500 (with queries)": (results.get("lag") or {}).get("lag_ms", {}).get("p99", 1e9) <= 500,
         "query_p99_ms<=20 (uncached)": results["query_uncached"]["get_population_today_ms"]["p99"] <= 20,
         "query_p99_ms<=20 (cached)": results["query_cached"]["get_population_today_ms"]["p99"] <= 20,
         "query_p99_ms<=20 (while registering)": results["query_while_registering_1000_per_s"]["today"]["p99"] <= 20,

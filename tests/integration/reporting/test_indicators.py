@@ -520,6 +520,8 @@ async def test_exports_csv_hxl_json_with_suppression(rep: ReportingEnv, world: t
         ("/v1/indicators/population-timeseries", {"from": "2025-06-01", "to": "2025-01-01"}, "from"),
         ("/v1/indicators/displacement-reasons", {"level": "admin4"}, "level"),
         ("/v1/indicators/service-gaps", {"sector": "magic"}, "sector"),
+        ("/v1/indicators/sites", {"admin1": "ML0901"}, "admin1"),
+        ("/v1/indicators/returns", {"level": "country"}, "level"),
         ("/v1/indicators/report-compliance", {"from": "2025/01"}, "from"),
         ("/v1/exports/population", {"format": "xlsx"}, "format"),
     ],

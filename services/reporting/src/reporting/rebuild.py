@@ -279,17 +279,25 @@ async def bulk_load(engine: AsyncEngine, gen: int, households: dict[uuid.UUID, l
                 for p, valid_to, cell in versions
             ),
         )
-        sums = ", ".join(f"sum(v.{c})" for c in repository.COUNT_COLUMNS)
+    # the population deltas, in two halves of the cells on two connections (disjoint keys: the
+    # group key includes the cell), each written in day order
+    await asyncio.gather(*(_insert_deltas(engine, gen, half, 2) for half in range(2)))
+    async with _raw(engine) as conn:
+        for table in ("cells", "household_versions", "deltas"):
+            await conn.execute(f"ANALYZE reporting.{table}_g{gen}")
+    return len(versions)
+
+
+async def _insert_deltas(engine: AsyncEngine, gen: int, part: int, parts: int) -> None:
+    sums = ", ".join(f"sum(v.{c})" for c in repository.COUNT_COLUMNS)
+    async with _raw(engine) as conn:
         await conn.execute(
             f"INSERT INTO reporting.deltas_g{gen} (gen, cell_id, day, {', '.join(repository.COUNT_COLUMNS)}) "
             f"SELECT {gen}, v.cell_id, v.day, {sums} "
             f"FROM reporting.household_versions_g{gen} hv, "
             "LATERAL reporting.version_deltas(hv.cell_id, hv.valid_from, hv.valid_to, hv.female, hv.dobs, 1) v "
-            "WHERE hv.active GROUP BY v.cell_id, v.day ORDER BY v.day"
+            f"WHERE hv.active AND hv.cell_id % {parts} = {part} GROUP BY v.cell_id, v.day ORDER BY v.day"
         )
-        for table in ("cells", "household_versions", "deltas"):
-            await conn.execute(f"ANALYZE reporting.{table}_g{gen}")
-    return len(versions)
 
 
 async def create_partitions(engine: AsyncEngine, gen: int) -> None:

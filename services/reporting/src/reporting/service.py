@@ -8,6 +8,7 @@ then null (a household has members of both sexes and several ages).
 from __future__ import annotations
 
 import calendar
+import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,6 @@ from reporting.schemas import (
 from reporting.settings import ReportingSettings
 
 DIMENSIONS = (*repository.CELL_DIMENSIONS, "sex", "age_group")
-GROUP_BY_DIMENSIONS = tuple(d for d in DIMENSIONS if d != "country_of_asylum") + ("country_of_asylum",)
 AREA_LEVELS = ("admin1", "admin2", "admin3")
 SEXES = ("female", "male")
 EARLIEST = date(1990, 1, 1)
@@ -186,8 +186,6 @@ def parse_filters(raw: Mapping[str, str | None]) -> dict[str, list[str]]:
             if bad:
                 raise ValidationProblem.field(["query", dim], f"not admin{level} P-code(s): {', '.join(bad)}")
         if dim == "site":
-            import uuid
-
             try:
                 values = [str(uuid.UUID(v)) for v in values]
             except ValueError:
@@ -401,12 +399,6 @@ async def get_summary(ctx: Context, as_of: date) -> SummaryResponse:
 # -- reasons, returns --------------------------------------------------------------------------------------
 
 
-def check_level(level: str) -> str:
-    if level not in AREA_LEVELS:
-        raise ValidationProblem.field(["query", "level"], f"use one of {', '.join(AREA_LEVELS)}")
-    return level
-
-
 async def get_displacement_reasons(
     ctx: Context, as_of: date, level: str, filters: dict[str, list[str]]
 ) -> DisplacementReasonsResponse:
@@ -500,6 +492,8 @@ def site_status_at(site: Mapping[str, Any], as_of: date) -> str:
 async def get_site_indicators(ctx: Context, as_of: date, admin1: str | None) -> SiteIndicatorsResponse:
     sites = [s for s in await repository.sites(ctx.session, ctx.gen) if s["opened_on"] <= as_of]
     if admin1:
+        if not gazetteer().is_level(admin1, 1):
+            raise ValidationProblem.field(["query", "admin1"], "not an admin1 P-code")
         sites = [s for s in sites if s["admin1"] == admin1]
     population = await cell_population(ctx, as_of, ["site"], {})
     assessments = {str(a["site_id"]): a for a in await repository.latest_assessments(ctx.session, ctx.gen, as_of)}
