@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import difflib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -132,7 +132,7 @@ def demo_sites(cs: list[Commune], n: int = 24) -> list[dict[str, Any]]:
             "location_pcode": c.pcode,
             "capacity_households": int(max(50, round(c.idp_hh * rng.uniform(0.3, 0.8), -1))),
             "management_agency": rng.choice(["DNDS", "DRDSES", "IOM", "UNHCR", "NRC"]),
-            "opened_on": (date(2019, 1, 1) + timedelta(days=rng.randrange(0, 900))).isoformat(),
+            "opened_on": (date(2018, 1, 1) + timedelta(days=rng.randrange(0, 700))).isoformat(),
         }
         for i, c in enumerate(cs[:n])
     ]
@@ -174,6 +174,8 @@ def demo_households(cs: list[Commune], site_ids: dict[str, str], scale: int = 20
                 n += 1
                 displaced = date(2012, 1, 1) + timedelta(days=rng.randrange(0, 2800))
                 registered = min(displaced + timedelta(days=rng.randrange(5, 400)), date(2020, 4, 30))
+                if group == "idp_returnee":
+                    registered = min(registered, date(2020, 4, 1))
                 body: dict[str, Any] = {
                     "external_id": f"demo-{n:06d}",
                     "population_group": group,
@@ -188,8 +190,7 @@ def demo_households(cs: list[Commune], site_ids: dict[str, str], scale: int = 20
                 else:
                     body["location_pcode"] = c.pcode
                 if group == "idp_returnee":
-                    body["return_date"] = min(registered, date(2020, 4, 1)).isoformat()
-                    body["registration_date"] = body["return_date"]
+                    body["return_date"] = registered.isoformat()
                 if group == "repatriate":
                     body["country_of_asylum"] = rng.choice(ASYLUM)
                     body["repatriation_date"] = registered.isoformat()
@@ -198,12 +199,23 @@ def demo_households(cs: list[Commune], site_ids: dict[str, str], scale: int = 20
 
 
 def load(
-    registration_url: str, sites_url: str, token: str, *, scale: int = 20, timeout: float = 120.0
+    registration_url: str, sites_url: str, token_for: Callable[[str], str], *, scale: int = 20, timeout: float = 120.0
 ) -> dict[str, int]:
-    """Create the demo sites and register the demo households through the public APIs."""
+    """Create the demo sites (with an assessment, partners' activities, regional committees and
+    monthly reports) and register the demo households, all through the public APIs. `token_for`
+    gives a token for an organisation (reviews need committee members' tokens)."""
     cs = communes()
-    headers = {"Authorization": f"Bearer {token}"}
-    counts = {"sites_created": 0, "sites_existing": 0, "created": 0, "existing": 0, "rejected": 0}
+    headers = {"Authorization": f"Bearer {token_for('DNDS')}"}
+    counts = {
+        "sites_created": 0,
+        "sites_existing": 0,
+        "assessments": 0,
+        "activities": 0,
+        "reports": 0,
+        "created": 0,
+        "existing": 0,
+        "rejected": 0,
+    }
     site_ids: dict[str, str] = {}
     with httpx.Client(headers=headers, timeout=timeout) as client:
         for body in demo_sites(cs):
@@ -220,6 +232,10 @@ def load(
                     site_ids[body["location_pcode"]] = match[0]["id"]
             else:
                 raise RuntimeError(f"createSite {body['code']}: {r.status_code} {r.text[:300]}")
+        by_pcode = {c.pcode: c for c in cs}
+        for pcode, site_id in site_ids.items():
+            _site_activity(client, sites_url, site_id, by_pcode[pcode], scale, counts)
+        _committees_and_reports(client, sites_url, site_ids, token_for, counts)
         batch: list[dict[str, Any]] = []
         for household in demo_households(cs, site_ids, scale):
             batch.append(household)
@@ -254,3 +270,115 @@ def _send(client: httpx.Client, url: str, batch: list[dict[str, Any]], counts: d
             return
         batch = retry
         time.sleep(1)
+
+
+PARTNERS = {
+    "wash": ["UNICEF", "OXFAM", "SOLIDARITES"],
+    "shelter": ["NRC", "UNHCR"],
+    "health": ["MSF", "IMC"],
+    "food_security": ["WFP"],
+    "protection": ["UNHCR", "DRC"],
+    "education": ["UNICEF", "NRC"],
+    "cccm": ["IOM", "DNDS"],
+}
+ACTIVITY = {
+    "wash": "water_trucking",
+    "shelter": "emergency_shelter",
+    "health": "mobile_clinic",
+    "food_security": "food_distribution",
+    "protection": "case_management",
+    "education": "temporary_classes",
+    "cccm": "site_management",
+}
+
+
+def _split(total: int, weights: list[float]) -> list[int]:
+    """Integers proportional to `weights` that add up to `total` exactly."""
+    raw = [total * w / sum(weights) for w in weights]
+    out = [int(x) for x in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)[: total - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def _site_activity(
+    client: httpx.Client, url: str, site_id: str, c: Commune, scale: int, counts: dict[str, int]
+) -> None:
+    rng = random.Random(c.pcode)
+    households = max(5, c.idp_hh // scale)
+    individuals = households * rng.randint(4, 6)
+    brackets = [
+        "female_0_4",
+        "female_5_11",
+        "female_12_17",
+        "female_18_59",
+        "female_60_plus",
+        "male_0_4",
+        "male_5_11",
+        "male_12_17",
+        "male_18_59",
+        "male_60_plus",
+    ]
+    by_sex_age = dict(zip(brackets, _split(individuals, [9, 11, 8, 20, 3, 9, 11, 8, 18, 3]), strict=True))
+    conflict, tension, disaster = _split(individuals, [8, 1.5, 0.5])
+    sectors = list(ACTIVITY)
+    covered = rng.sample(sectors, rng.randint(2, 5))
+    assessment = {
+        "round_number": 1,
+        "assessed_on": "2020-04-30",
+        "households": households,
+        "individuals": individuals,
+        "individuals_by_sex_age": by_sex_age,
+        "individuals_by_reason": {
+            "armed_conflict": conflict,
+            "community_tension": tension,
+            "natural_disaster": disaster,
+        },
+        "coverage": {s: ("adequate" if s in covered[:1] else "partial" if s in covered else "none") for s in sectors},
+        "priority_needs": [s for s in sectors if s not in covered][:3],
+        "risks": rng.sample(["flood", "fire", "eviction", "insecurity", "overcrowding"], 2),
+    }
+    if client.post(f"{url}/v1/sites/{site_id}/assessments", json=assessment).status_code == 201:
+        counts["assessments"] += 1
+    for sector in covered:
+        orgs = PARTNERS[sector][: 2 if rng.random() < 0.3 else 1]  # sometimes two partners overlap
+        for org in orgs:
+            activity = {"organization": org, "sector": sector, "activity": ACTIVITY[sector], "start_date": "2020-01-15"}
+            if client.post(f"{url}/v1/sites/{site_id}/service-activities", json=activity).status_code == 201:
+                counts["activities"] += 1
+
+
+def _committees_and_reports(
+    client: httpx.Client, url: str, site_ids: dict[str, str], token_for: Callable[[str], str], counts: dict[str, int]
+) -> None:
+    members = ["DNDS", "UNHCR", "IOM"]
+    for admin1 in sorted({p[:4] for p in site_ids}):
+        client.post(
+            f"{url}/v1/committees",
+            json={
+                "admin1_pcode": admin1,
+                "name": f"Comité régional {admin1}",
+                "member_organizations": members,
+                "quorum": 2,
+            },
+        )
+    for i, site_id in enumerate(site_ids.values()):
+        r = client.post(
+            f"{url}/v1/sites/{site_id}/activity-reports",
+            json={
+                "period": "2020-04",
+                "key_figures": {"households_present": 100 + i, "new_arrivals": i % 7},
+                "narrative": "Demo monthly report.",
+            },
+        )
+        if r.status_code != 201:
+            continue
+        counts["reports"] += 1
+        if i % 3 == 2:
+            continue  # left pending review
+        for org in members[:2]:
+            client.post(
+                f"{url}/v1/activity-reports/{r.json()['id']}/reviews",
+                json={"decision": "approve"},
+                headers={"Authorization": f"Bearer {token_for(org)}"},
+            )

@@ -111,11 +111,13 @@ def _load_demo() -> None:
     from dtm_cli import demo
     from dtm_cli.main import mint_local_token
 
-    token = mint_local_token("DNDS", ["admin"])
+    def token_for(org: str) -> str:
+        return mint_local_token(org, ["admin"])
+
     print("[up] loading demo data (IOM DTM round 64 communes, scaled down)...", flush=True)
     started = time.monotonic()
     try:
-        counts = demo.load(f"http://127.0.0.1:{PORTS['registration']}", f"http://127.0.0.1:{PORTS['sites']}", token)
+        counts = demo.load(f"http://127.0.0.1:{PORTS['registration']}", f"http://127.0.0.1:{PORTS['sites']}", token_for)
     except (RuntimeError, httpx.HTTPError) as exc:  # the system stays up; the operator can retry
         print(f"[up] demo data failed ({exc}); retry with `uv run dtm demo load`", flush=True)
         return

@@ -266,8 +266,10 @@ def demo_load(
     """Load demo sites and households (IOM DTM round 64 communes) through the APIs. Idempotent."""
     from dtm_cli import demo as demo_mod
 
-    token = os.environ.get("DTM_TOKEN") or mint_local_token("DNDS", ["admin"])
-    typer.echo(demo_mod.load(registration_url, sites_url, token, scale=scale))
+    def token_for(org: str) -> str:
+        return mint_local_token(org, ["admin"])
+
+    typer.echo(demo_mod.load(registration_url, sites_url, token_for, scale=scale))
 
 
 reporting_app = typer.Typer(help="Reporting read models.", no_args_is_help=True)
