@@ -119,9 +119,10 @@ def test_if_match() -> None:
 
 
 def test_cursor_round_trip_and_garbage() -> None:
-    assert service.decode_cursor(service.encode_cursor("n:42")) == "n:42"
-    with pytest.raises(ValidationProblem):
-        service.decode_cursor("\xff")
+    assert service.decode_cursor(service.encode_cursor([42]), (int,)) == [42]
+    for garbage in ("\xff", service.encode_cursor(["42"]), service.encode_cursor([42, 1])):
+        with pytest.raises(ValidationProblem):
+            service.decode_cursor(garbage, (int,))
 
 
 def test_pii_visibility_and_numbers() -> None:

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 import pytest
 
+from dtm_shared.http import check_if_match, decode_cursor, encode_cursor, parse_if_match
 from dtm_shared.problems import BadRequest, PreconditionFailed, PreconditionRequired, ValidationProblem
 from sites import service
-from sites.http import check_if_match, decode_cursor, encode_cursor, parse_if_match
 from sites.models import Site
 from sites.schemas import AssessmentCreate
 

@@ -6,8 +6,6 @@ message: events carry `events.registration.HouseholdSnapshotV1` (no PII), errors
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +33,7 @@ from dtm_shared.events.registration import (
     HouseholdUpdatedV1,
     MemberSnapshotV1,
 )
+from dtm_shared.http import check_if_match, decode_cursor, encode_cursor
 from dtm_shared.messaging import outbox
 from dtm_shared.messaging.outbox import OUTBOX_COLUMNS, notify_channel
 from dtm_shared.pcodes import gazetteer
@@ -42,8 +41,6 @@ from dtm_shared.problems import (
     Conflict,
     Forbidden,
     NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
     ValidationProblem,
 )
 from registration.countries import ISO3
@@ -702,17 +699,6 @@ async def get_household(
     return to_read(settings, h, members, principal)
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationProblem.field(["query", "cursor"], "is not a cursor returned by this API") from exc
-
-
 async def list_households(
     session: AsyncSession,
     settings: RegistrationSettings,
@@ -723,17 +709,14 @@ async def list_households(
 ) -> HouseholdPage:
     after = None
     if cursor:
-        raw = decode_cursor(cursor)
-        if not raw.startswith("n:") or not raw[2:].isdigit():
-            raise ValidationProblem.field(["query", "cursor"], "is not a cursor returned by this API")
-        after = int(raw[2:])
+        (after,) = decode_cursor(cursor, (int,))  # type: ignore[misc]
     repo = RegistrationRepository(session)
     rows = await repo.list_households(filters, after, limit + 1)
     page, more = rows[:limit], len(rows) > limit
     members = await repo.members_of([h.id for h in page])
     return HouseholdPage(
         items=[to_read(settings, h, members[h.id], principal) for h in page],
-        next_cursor=encode_cursor(f"n:{page[-1].number}") if more and page else None,
+        next_cursor=encode_cursor([page[-1].number]) if more and page else None,
     )
 
 
@@ -746,17 +729,7 @@ async def household_history(session: AsyncSession, household_id: uuid.UUID) -> l
 
 
 def check_version(h: Household, if_match: str | None, *, required: bool) -> None:
-    if if_match is None:
-        if required:
-            raise PreconditionRequired("This change needs an If-Match header with the household's ETag (its version).")
-        return
-    tags = [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",")]
-    if "*" in tags:
-        return
-    if str(h.version) not in tags:
-        raise PreconditionFailed(
-            f"The household is at version {h.version}; reload it and retry.", headers={"ETag": f'"{h.version}"'}
-        )
+    check_if_match(if_match, h.version, required=required)
 
 
 async def _apply_change(
@@ -1046,9 +1019,8 @@ async def list_duplicate_candidates(
 ) -> DuplicateCandidatePage:
     after = None
     if cursor:
-        raw = decode_cursor(cursor)
+        ts, cid = decode_cursor(cursor, (str, str))  # type: ignore[misc]
         try:
-            ts, cid = raw.split("|", 1)
             after = (datetime.fromisoformat(ts), uuid.UUID(cid))
         except ValueError as exc:
             raise ValidationProblem.field(["query", "cursor"], "is not a cursor returned by this API") from exc
@@ -1056,7 +1028,7 @@ async def list_duplicate_candidates(
     page, more = rows[:limit], len(rows) > limit
     return DuplicateCandidatePage(
         items=await _candidate_reads(session, settings, principal, page),
-        next_cursor=encode_cursor(f"{page[-1].created_at and page[-1].created_at.isoformat()}|{page[-1].id}")
+        next_cursor=encode_cursor([page[-1].created_at.isoformat() if page[-1].created_at else "", str(page[-1].id)])
         if more and page
         else None,
     )

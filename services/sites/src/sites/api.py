@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
 from dtm_shared.auth import SCOPES, Principal, require_scopes
 from dtm_shared.events.common import ActivityStatus, ReportStatus, Sector, SiteStatus, SiteType
+from dtm_shared.http import etag
 from dtm_shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Forbidden, ProblemDetail
 from sites import service
 from sites.dependencies import Session, Settings
-from sites.http import etag
 from sites.repository import ActivityFilter, ReportFilter, SiteFilter
 from sites.schemas import (
     ActivityReportCreate,

@@ -29,10 +29,10 @@ from dtm_shared.events.sites import (
     SiteSnapshotV1,
     SiteUpdatedV1,
 )
+from dtm_shared.http import check_if_match, decode_cursor, encode_cursor
 from dtm_shared.messaging import outbox
 from dtm_shared.pcodes import AdminArea, gazetteer
 from dtm_shared.problems import Conflict, Forbidden, NotFound, ProblemFieldError, ValidationProblem
-from sites.http import check_if_match, decode_cursor, encode_cursor
 from sites.models import ActivityReport, Assessment, Committee, ReportReview, ServiceActivity, Site
 from sites.repository import (
     ActivityFilter,

@@ -1,4 +1,4 @@
-"""HTTP helpers of the sites service: ETag/If-Match on aggregate versions and opaque list cursors."""
+"""HTTP conventions every service shares: ETag/If-Match on aggregate versions and opaque list cursors."""
 
 from __future__ import annotations
 
