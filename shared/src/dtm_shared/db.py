@@ -8,8 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from dtm_shared.settings import ServiceSettings
 
 
-def create_engine(settings: ServiceSettings) -> AsyncEngine:
-    """An engine whose connections only see the service's schema (and shared extensions)."""
+def create_engine(settings: ServiceSettings, server_settings: dict[str, str] | None = None) -> AsyncEngine:
+    """An engine whose connections only see the service's schema (and shared extensions);
+    `server_settings` adds session settings (e.g. planner settings of a read path)."""
     return create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
@@ -19,6 +20,7 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
             "server_settings": {
                 "search_path": f"{settings.schema_name},extensions",
                 "application_name": settings.service_name,
+                **(server_settings or {}),
             }
         },
     )

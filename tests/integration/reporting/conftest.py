@@ -185,16 +185,6 @@ def jdump(x: Any) -> str:
 
 
 def import_hxl() -> Any:
-    """libhxl 5.2.2 imports `six` (only for `six.string_types`) without declaring it, and the lock
-    has no `six`: shim that one name when the module is missing (reported to the lead)."""
-    import importlib.util
-    import sys
-    import types
-
-    if importlib.util.find_spec("six") is None and "six" not in sys.modules:
-        shim = types.ModuleType("six")
-        shim.string_types = (str,)  # type: ignore[attr-defined]
-        sys.modules["six"] = shim
     import hxl
 
     return hxl

@@ -11,27 +11,25 @@ offsets are committed. If anything in the poll fails (a malformed event, a handl
 transaction is rolled back and each partition's batch goes through the shared per-event path
 unchanged (savepoint per event, retries, `<topic>.dlq` and `dead_letters`).
 
-`run()` repeats the shared loop (subscription with the seek-to-stored-positions listener, the
-DLQ producer) with one change: a poll is handed over whole to `process_poll()`.
+The shared `run()` loop hands each poll to `process_poll()`, which this class overrides.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dtm_shared.events import CloudEvent, EventPayload, parse_payload
 from dtm_shared.events import registration as reg
-from dtm_shared.messaging.consumer import EventConsumer, _SeekToStoredPositions
+from dtm_shared.messaging.consumer import EventConsumer
 from reporting import handlers
 
 log = structlog.get_logger("consumer")
@@ -60,37 +58,6 @@ class _Fallback(Exception):
 class ReportingConsumer(EventConsumer):
     fallbacks = 0
     """Polls that went through the per-event path."""
-
-    async def run(self, *, until_idle: float | None = None) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=self.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=self.settings.consumer_batch_size,
-            client_id=f"{self.group}-consumer",
-        )
-        self._consumer.subscribe(self.topics, listener=_SeekToStoredPositions(self))
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True, acks="all"
-        )
-        await self._consumer.start()
-        await self._producer.start()
-        idle_since = asyncio.get_running_loop().time()
-        try:
-            while not self._stopping.is_set():
-                batches = await self._consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_batch_size)
-                if not batches:
-                    if until_idle is not None and asyncio.get_running_loop().time() - idle_since > until_idle:
-                        return
-                    continue
-                idle_since = asyncio.get_running_loop().time()
-                await self.process_poll(batches)
-        finally:
-            with contextlib.suppress(Exception):
-                await self._consumer.stop()
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
 
     async def process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         await self.process_poll({tp: records})

@@ -6,34 +6,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from dtm_shared.auth import TokenVerifier
-from dtm_shared.db import create_sessionmaker
+from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.logs import configure_logging
 from dtm_shared.web import build_app
 from reporting.api import pages, router
 from reporting.service import ResultCache
 from reporting.settings import ReportingSettings
 
-
-def create_engine(settings: ReportingSettings) -> AsyncEngine:
-    """Like the shared engine, plus read-path settings: indicator queries are short aggregates over
-    small partitions, where parallel workers and JIT compilation only add latency."""
-    return create_async_engine(
-        settings.sqlalchemy_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
-        connect_args={
-            "server_settings": {
-                "search_path": f"{settings.schema_name},extensions",
-                "application_name": settings.service_name,
-                "max_parallel_workers_per_gather": "0",
-                "jit": "off",
-            }
-        },
-    )
+#: Indicator queries are short aggregates over small partitions, where parallel workers and JIT
+#: compilation only add latency.
+READ_PATH_SETTINGS = {"max_parallel_workers_per_gather": "0", "jit": "off"}
 
 
 def create_app(settings: ReportingSettings | None = None) -> FastAPI:
@@ -42,7 +26,7 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
+        engine = create_engine(settings, READ_PATH_SETTINGS)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.token_verifier = TokenVerifier(settings)

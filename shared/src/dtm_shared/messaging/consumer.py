@@ -41,7 +41,7 @@ class ConsumerStats:
     dead_lettered: int = 0
 
 
-class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: EventConsumer) -> None:
         self.owner = owner
 
@@ -106,7 +106,7 @@ class EventConsumer:
             max_poll_records=self.settings.consumer_batch_size,
             client_id=f"{self.group}-consumer",
         )
-        self._consumer.subscribe(self.topics, listener=_SeekToStoredPositions(self))
+        self._consumer.subscribe(self.topics, listener=SeekToStoredPositions(self))
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True, acks="all"
         )
@@ -121,13 +121,17 @@ class EventConsumer:
                         return
                     continue
                 idle_since = asyncio.get_running_loop().time()
-                for tp, records in batches.items():
-                    await self.process(tp, records)
+                await self.process_poll(batches)
         finally:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
             with contextlib.suppress(Exception):
                 await self._producer.stop()
+
+    async def process_poll(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Apply what one poll returned; a subclass may apply it in bulk and fall back to this."""
+        for tp, records in batches.items():
+            await self.process(tp, records)
 
     async def process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         """Apply one partition's batch in one transaction, then commit the Kafka offset."""
