@@ -94,8 +94,10 @@ async def test_duplicates_and_stale_versions_are_harmless_and_poison_goes_to_dlq
     assert rows[str(a)] == (2, 2)  # v1 then v2 applied; the repeated v2 and the stale v1 changed nothing
     assert rows[str(b)] == (2, 2)
     assert str(c) not in rows
-    # Repeated event ids were recognised by the inbox; the poison event's row rolled back with it.
-    assert await conn.fetchval("SELECT count(*) FROM inbox") == 4
+    # Repeated event ids were recognised by the inbox; the dead-lettered one is recorded too (so a
+    # redelivery is skipped), the garbage without a valid id is not.
+    assert await conn.fetchval("SELECT count(*) FROM inbox") == 5
+    assert await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", poison.id) == 1
     dead = await conn.fetch("SELECT event_id, error, attempts FROM dead_letters ORDER BY id")
     assert {d["event_id"] for d in dead} == {str(poison.id), "nope"}
     poisoned = next(d for d in dead if d["event_id"] == str(poison.id))

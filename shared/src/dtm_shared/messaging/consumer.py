@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,11 +46,16 @@ class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: EventConsumer) -> None:
         self.owner = owner
 
+    """Rebalance callbacks wait for the batch in progress to commit, so a seek to the stored
+    positions never reads a position that is about to move (which would deliver a batch twice)."""
+
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        async with self.owner.processing:
+            return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.owner.seek_to_stored(list(assigned))
+        async with self.owner.processing:
+            await self.owner.seek_to_stored(list(assigned))
 
 
 class EventConsumer:
@@ -73,6 +79,7 @@ class EventConsumer:
         self.inbox_table = inbox_table
         self.stats = ConsumerStats()
         self._stopping = asyncio.Event()
+        self.processing = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
 
@@ -91,10 +98,15 @@ class EventConsumer:
         stored = {(r[0], r[1]): r[2] for r in rows}
         for tp in partitions:
             pos = stored.get((tp.topic, tp.partition))
-            if pos is not None:
-                self._consumer.seek(tp, pos)
-            else:
+            # Offsets are committed to Kafka right after the database commit, so normally Kafka
+            # already starts where the database says: seeking to the same place would make the
+            # fetcher deliver what it had already fetched a second time. Seek only on a difference
+            # (a restored database, a lost offset commit); no stored position means the beginning.
+            committed = await self._consumer.committed(tp)
+            if pos is None and committed is not None:
                 await self._consumer.seek_to_beginning(tp)
+            elif pos is not None and pos != committed:
+                self._consumer.seek(tp, pos)
 
     async def run(self, *, until_idle: float | None = None) -> None:
         """Consume until `stop()` (or, with `until_idle`, until no record arrived for that long)."""
@@ -121,7 +133,8 @@ class EventConsumer:
                         return
                     continue
                 idle_since = asyncio.get_running_loop().time()
-                await self.process_poll(batches)
+                async with self.processing:
+                    await self.process_poll(batches)
         finally:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -241,6 +254,18 @@ class EventConsumer:
                 "a": attempts,
             },
         )
+        try:  # a redelivery of the same event is then skipped, not dead-lettered twice
+            event_id = uuid.UUID(hs.get("ce_id", ""))
+        except ValueError:
+            event_id = None
+        if event_id is not None:
+            await session.execute(
+                text(
+                    f"INSERT INTO {self.inbox_table} (event_id, event_type) VALUES (:id, :t) "
+                    "ON CONFLICT (event_id) DO NOTHING"
+                ),
+                {"id": event_id, "t": hs.get("ce_type", "")},
+            )
         self.stats.dead_lettered += 1
         log.error(
             "event_dead_lettered",
