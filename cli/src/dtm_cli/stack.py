@@ -465,8 +465,12 @@ def _pom_property(pom: Path, name: str) -> str:
 
 
 async def wait_for_kafka(bootstrap: str, timeout: float = 120.0) -> None:
+    import logging
+
     from aiokafka.admin import AIOKafkaAdminClient
 
+    # While the broker starts, every attempt logs a connection error: expected, so not shown.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
