@@ -99,3 +99,10 @@ def test_svg_charts_are_self_contained() -> None:
     line = dashboard.line_chart(["2025-01", "2025-02"], [("IDPs", [1, 5])], "t")
     assert "<polyline" in line
     assert dashboard.bar_chart([], "t").count("No data") == 1
+
+
+def test_public_counts_under_the_threshold_are_suppressed() -> None:
+    assert dashboard.shown(3, 5) == "&lt;5"
+    assert dashboard.shown(4, 5) == "&lt;5"
+    assert dashboard.shown(5, 5) == "5"
+    assert dashboard.shown(0, 5) == "0"

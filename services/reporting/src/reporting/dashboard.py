@@ -29,6 +29,11 @@ def fmt(n: int | None) -> str:
     return "–" if n is None else f"{n:,}".replace(",", " ")
 
 
+def shown(individuals: int, threshold: int) -> str:
+    """A count of people as the public page shows it: under the threshold (but not 0), suppressed."""
+    return f"&lt;{threshold}" if 0 < individuals < threshold else fmt(individuals)
+
+
 def bar_chart(bars: Sequence[tuple[str, int, bool]], title: str) -> str:
     """Horizontal bars: (label, value, suppressed)."""
     width, row, left = 640, 26, 190
@@ -153,7 +158,7 @@ async def render(ctx: Context, as_of: date) -> str:
         "".join(
             f"<tr><td>{escape(g.site_name)} ({escape(g.site_code)})</td>"
             f"<td>{escape(gazetteer().name(g.admin2) or g.admin2)}</td>"
-            f"<td>{escape(g.sector)}</td><td class='num'>{fmt(g.individuals)}</td></tr>"
+            f"<td>{escape(g.sector)}</td><td class='num'>{shown(g.individuals, threshold)}</td></tr>"
             for g in gaps.gaps[:100]
         )
         or "<tr><td colspan='4'>No gap at this date.</td></tr>"
@@ -168,7 +173,7 @@ async def render(ctx: Context, as_of: date) -> str:
         or "<tr><td colspan='5'>No overlap.</td></tr>"
     )
     cards = "".join(
-        f'<div class="card"><div class="figure">{fmt(g.individuals)}</div>'
+        f'<div class="card"><div class="figure">{shown(g.individuals, threshold)}</div>'
         f"<div>{escape(GROUP_LABELS[g.population_group])} ({fmt(g.households)} households)</div></div>"
         for g in summary.population_groups
     )
