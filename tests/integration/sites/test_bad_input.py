@@ -37,7 +37,7 @@ pytestmark = pytest.mark.integration
     ],
 )
 async def test_never_a_500(api, migrated: StackEnv, method: str, path: str, kwargs: dict) -> None:
-    headers = {**migrated.headers("DNDS", *WRITE), "content-type": "application/json"}
+    headers = {**migrated.headers("DNDS", *WRITE, "admin"), "content-type": "application/json"}
     r = await getattr(api("sites"), method)(path, headers=headers, **kwargs)
     assert 400 <= r.status_code < 500, r.text
     assert r.headers["content-type"].startswith("application/problem+json")

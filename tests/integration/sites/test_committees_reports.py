@@ -29,14 +29,14 @@ async def _committee(sites, env: StackEnv, admin1: str, members: list[str], quor
         "member_organizations": members,
         "quorum": quorum,
     }
-    r = await sites.post("/v1/committees", json=body, headers=env.headers("OCHA", *WRITE))
+    r = await sites.post("/v1/committees", json=body, headers=env.headers("OCHA", "admin"))
     assert r.status_code == 201, r.text
     return dict(r.json())
 
 
 async def test_committee_create_update_and_refusals(api, migrated: StackEnv) -> None:
     sites = api("sites")
-    h = migrated.headers("OCHA", *WRITE)
+    h = migrated.headers("OCHA", "admin")  # committee membership is an administrative act
     body = {"admin1_pcode": "ML06", "name": "Comité de Tombouctou", "member_organizations": ["CRS", "IRC"], "quorum": 2}
     for bad, field in [
         ({"admin1_pcode": "ML0601"}, "admin1_pcode"),
@@ -49,6 +49,8 @@ async def test_committee_create_update_and_refusals(api, migrated: StackEnv) -> 
     ]:
         assert_problem(await sites.post("/v1/committees", json={**body, **bad}, headers=h), 422, field)
     assert_problem(await sites.post("/v1/committees", json=body, headers=migrated.headers("OCHA", "sites:read")), 403)
+    # A partner that may write sites may not make itself a committee member.
+    assert_problem(await sites.post("/v1/committees", json=body, headers=migrated.headers("CRS", *WRITE)), 403)
 
     r = await sites.post("/v1/committees", json=body, headers=h)
     assert r.status_code == 201, r.text
@@ -58,6 +60,8 @@ async def test_committee_create_update_and_refusals(api, migrated: StackEnv) -> 
 
     url = f"/v1/committees/{c['id']}"
     assert_problem(await sites.patch(url, json={"quorum": 1}, headers=h), 428)
+    writer = {**migrated.headers("CRS", *WRITE), "If-Match": '"1"'}
+    assert_problem(await sites.patch(url, json={"member_organizations": ["CRS"], "quorum": 1}, headers=writer), 403)
     assert_problem(await sites.patch(url, json={"quorum": 5}, headers={**h, "If-Match": '"1"'}), 422, "quorum")
     assert_problem(
         await sites.patch(url, json={"member_organizations": ["CRS"]}, headers={**h, "If-Match": '"1"'}), 422, "quorum"

@@ -63,7 +63,7 @@ async def test_relay_publishes_cloudevents_keyed_by_aggregate(api, migrated: Sta
         await sites.post(
             "/v1/committees",
             json={"admin1_pcode": "ML03", "name": "Comité de Sikasso", "member_organizations": ["IOM"], "quorum": 1},
-            headers=h,
+            headers=migrated.headers("DNDS", "admin"),
         )
     ).json()
     report = (

@@ -55,6 +55,9 @@ router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 Reader = Annotated[Principal, Depends(require_scopes("sites:read"))]
 Writer = Annotated[Principal, Depends(require_scopes("sites:write"))]
 Reviewer = Annotated[Principal, Depends(require_scopes("reports:review"))]
+# Committee membership decides who validates reports: changing it is an administrative act, not
+# something any partner with `sites:write` may do (it could add itself and approve its own reports).
+CommitteeAdmin = Annotated[Principal, Depends(require_scopes("admin"))]
 
 
 async def _reads_reports(principal: Annotated[Principal, Depends(require_scopes())]) -> Principal:
@@ -426,9 +429,9 @@ CommitteeId = Annotated[uuid.UUID, Path(description="The committee's id.")]
     response_model=CommitteeRead,
 )
 async def create_committee(
-    body: CommitteeCreate, session: Session, settings: Settings, principal: Writer, response: Response
+    body: CommitteeCreate, session: Session, settings: Settings, principal: CommitteeAdmin, response: Response
 ) -> CommitteeRead:
-    """Create a region's committee (one per admin1: a second is a 409)."""
+    """Create a region's committee (one per admin1: a second is a 409). Needs `admin`."""
     committee = await service.create_committee(session, settings, body)
     _versioned(response, committee.version)
     response.headers["Location"] = f"/v1/committees/{committee.id}"
@@ -464,11 +467,11 @@ async def update_committee(
     body: CommitteeUpdate,
     session: Session,
     settings: Settings,
-    principal: Writer,
+    principal: CommitteeAdmin,
     response: Response,
     if_match: IfMatch = None,
 ) -> CommitteeRead:
-    """Change a committee's name, members or quorum (needs `If-Match`)."""
+    """Change a committee's name, members or quorum (needs `If-Match` and the `admin` scope)."""
     committee = await service.update_committee(session, settings, committee_id, body, if_match)
     _versioned(response, committee.version)
     return service.committee_read(committee)
