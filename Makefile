@@ -1,11 +1,13 @@
 # dtm-platform: `make up` runs the whole system locally with demo data; `make test` runs lint and
 # every test against real PostgreSQL and Kafka. Both install what they need.
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTHON ?= python3
+# uv from PATH, else the PyPI package run as a module (works wherever pip put it).
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: help install install-tools stack-up stack-down stack-status migrate up test lint format bench clean-stack
+.PHONY: help ensure-uv install stack-up stack-down stack-status migrate up test lint format bench
 
 help:
 	@echo "make up      - install, start Postgres + Kafka, migrate, run the three services with demo data"
@@ -14,10 +16,12 @@ help:
 	@echo "make bench   - benchmarks (registration throughput, reporting lag/query/rebuild)"
 	@echo "make stack-down - stop the Postgres and Kafka that 'make up'/'make test' started"
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+ensure-uv:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+	  || $(PYTHON) -m pip install --quiet --user uv \
+	  || $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
-install: $(UV)
+install: ensure-uv
 	$(UV) sync --frozen --all-groups
 
 stack-up: install
