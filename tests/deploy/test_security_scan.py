@@ -35,7 +35,8 @@ ACCEPTED = {
 
 
 def _uvx() -> list[str]:
-    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    # `uv run` tells its children where it is (UV); else PATH, else the user install.
+    uv = os.environ.get("UV") or shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
     if not Path(uv).exists():
         pytest.skip("uv is not installed, so checkov cannot be installed in its own environment")
     return [uv, "tool", "run", "--from", CHECKOV, "checkov"]

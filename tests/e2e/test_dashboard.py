@@ -28,8 +28,14 @@ def ensure_chromium() -> Path:
     if CHROMIUM.exists():
         return CHROMIUM
     if shutil.which("apt-get"):
-        with contextlib.suppress(subprocess.SubprocessError, OSError):
-            subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, timeout=600, capture_output=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "-qq", "chromium"]
+        # A fresh machine may have no package lists yet: install, else update and install again.
+        for step in (install, ["apt-get", "update", "-qq"], install):
+            if CHROMIUM.exists():
+                break
+            with contextlib.suppress(subprocess.SubprocessError, OSError):
+                subprocess.run(step, check=True, timeout=600, capture_output=True, env=env)
     if not CHROMIUM.exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium and `apt-get install -y chromium` failed")
     return CHROMIUM
