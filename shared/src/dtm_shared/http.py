@@ -24,7 +24,7 @@ def parse_if_match(value: str | None) -> list[int] | None:
         if tag.startswith("W/"):
             tag = tag[2:]
         tag = tag.strip('"')
-        if not tag.isdigit():
+        if not (tag.isascii() and tag.isdigit() and len(tag) <= 18):
             raise BadRequest(f"If-Match must be an ETag of this API, like '\"3\"'; got {part.strip()[:40]!r}.")
         versions.append(int(tag))
     return versions

@@ -41,7 +41,7 @@ class BodyLimitMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > self.max_bytes:
             await self._reject(scope, send)
             return
         seen = 0

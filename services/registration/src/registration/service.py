@@ -191,6 +191,23 @@ def check_household(data: HouseholdCreate, errors: Errors, on: date) -> None:
             errors.add(("members", i, "id_document_number"), "id_document_type and id_document_number go together")
 
 
+def completed_years(born: date, on: date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _echoable_external_id(raw: object) -> str | None:
+    """A rejected batch item's `external_id`, echoed only when it is itself valid (a value that
+    cannot even be encoded must not break the answer for the whole batch)."""
+    ext = raw.get("external_id") if isinstance(raw, dict) else None
+    if not isinstance(ext, str):
+        return None
+    try:
+        ext.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return ext if 0 < len(ext) <= 100 and ext.isprintable() else None
+
+
 def birth_date(m: MemberCreate, registration_date: date) -> tuple[date, bool]:
     if m.date_of_birth is not None:
         return m.date_of_birth, False
@@ -447,11 +464,10 @@ async def register_households(
                 data = HouseholdCreate.model_validate(raw)
             except ValidationError as exc:
                 pydantic_errors(exc, errors)
-                ext = raw.get("external_id") if isinstance(raw, dict) else None
                 results[i] = HouseholdBatchItemResult(
                     index=i,
                     status=BatchItemStatus.rejected,
-                    external_id=ext if isinstance(ext, str) else None,
+                    external_id=_echoable_external_id(raw),
                     errors=errors.items,
                 )
                 continue
@@ -759,10 +775,18 @@ async def _apply_change(
     await session.flush()
 
 
-async def _active(session: AsyncSession, household_id: uuid.UUID) -> Household:
+def check_may_change(h: Household, principal: Principal) -> None:
+    """Only the registering organisation, or a holder of households:pii (the coordination), may
+    change a household; other partners read it."""
+    if h.registered_by_org != principal.org and not principal.has(PII_SCOPE):
+        raise Forbidden("Only the registering organisation or a holder of households:pii may change this household.")
+
+
+async def _active(session: AsyncSession, household_id: uuid.UUID, principal: Principal) -> Household:
     h = await _load(session, household_id, for_update=True)
     if h.status != HouseholdStatus.active:
         raise Conflict("The household is inactive; it cannot change any more.")
+    check_may_change(h, principal)
     return h
 
 
@@ -779,11 +803,16 @@ async def update_household(
     check_version(h, if_match, required=True)
     if h.status != HouseholdStatus.active:
         raise Conflict("The household is inactive; it cannot change any more.")
-    if h.registered_by_org != principal.org and not principal.has(PII_SCOPE):
-        raise Forbidden("Only the registering organisation or a holder of households:pii may change its members.")
+    check_may_change(h, principal)
     repo = RegistrationRepository(session)
     current = (await repo.members_of([h.id]))[h.id]
     changes = patch.model_dump(exclude_unset=True, exclude={"members"})
+    nulls = [f for f in ("displacement_reason", "registration_date") if f in changes and changes[f] is None]
+    if nulls:
+        raise ValidationProblem(
+            "; ".join(f"{f}: may not be null" for f in nulls),
+            errors=[{"loc": ["body", f], "msg": "may not be null"} for f in nulls],
+        )
     merged = HouseholdCreate.model_construct(
         external_id=changes.get("external_id", h.external_id),
         population_group=PopulationGroup(h.population_group),
@@ -833,7 +862,11 @@ async def update_household(
         for pos, m in enumerate(patch.members):
             dob, estimated = birth_date(m, h.registration_date)
             previous = known.get(m.id) if m.id else None
-            if m.date_of_birth is None and previous is not None:
+            if (
+                m.date_of_birth is None
+                and previous is not None
+                and m.age_years == completed_years(previous.date_of_birth, h.registration_date)
+            ):
                 # An age alone keeps a known date of birth when it gives the same age.
                 dob, estimated = previous.date_of_birth, previous.date_of_birth_estimated
             members.append(
@@ -882,7 +915,7 @@ async def relocate_household(
     if_match: str | None,
     traceparent: str | None = None,
 ) -> HouseholdRead:
-    h = await _active(session, household_id)
+    h = await _active(session, household_id, principal)
     check_version(h, if_match, required=False)
     repo = RegistrationRepository(session)
     errors = Errors(("body",))
@@ -911,7 +944,7 @@ async def record_return(
     if_match: str | None,
     traceparent: str | None = None,
 ) -> HouseholdRead:
-    h = await _active(session, household_id)
+    h = await _active(session, household_id, principal)
     check_version(h, if_match, required=False)
     if h.population_group != PopulationGroup.idp:
         raise Conflict(f"Only an idp household can return; this one is {h.population_group}.")
@@ -942,7 +975,7 @@ async def deactivate_household(
     if_match: str | None,
     traceparent: str | None = None,
 ) -> HouseholdRead:
-    h = await _active(session, household_id)
+    h = await _active(session, household_id, principal)
     check_version(h, if_match, required=False)
     _check_effective(h, body.effective_date, "effective_date")
     await _deactivate(session, settings, h, body.reason, body.effective_date, traceparent)
