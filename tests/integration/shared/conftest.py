@@ -44,6 +44,16 @@ def probe(migrated: StackEnv) -> ServiceSettings:
 
 
 @pytest.fixture
+async def own_topics(probe: ServiceSettings) -> ServiceSettings:
+    """Settings with topics of this test's own, so other tests' events don't reach its consumer."""
+    from dtm_cli.stack import create_topics
+
+    settings = probe.model_copy(update={"topic_prefix": f"{probe.topic_prefix}{uuid.uuid4().hex[:6]}."})
+    await create_topics(settings.kafka_bootstrap, prefix=settings.topic_prefix, partitions=2)
+    return settings
+
+
+@pytest.fixture
 async def conn(probe: ServiceSettings) -> AsyncIterator[asyncpg.Connection]:
     c = await asyncpg.connect(probe.asyncpg_url, server_settings={"search_path": "probe"})
     await c.execute("TRUNCATE outbox, inbox, consumer_positions, dead_letters, projection")

@@ -55,16 +55,6 @@ def cloud(payload) -> CloudEvent:
     )
 
 
-@pytest.fixture
-async def own_topics(probe: ServiceSettings) -> ServiceSettings:
-    """Settings with topics of this test's own, so other tests' events don't reach its consumer."""
-    from dtm_cli.stack import create_topics
-
-    settings = probe.model_copy(update={"topic_prefix": f"{probe.topic_prefix}{uuid.uuid4().hex[:6]}."})
-    await create_topics(settings.kafka_bootstrap, prefix=settings.topic_prefix, partitions=2)
-    return settings
-
-
 async def test_duplicates_and_stale_versions_are_harmless_and_poison_goes_to_dlq(
     own_topics: ServiceSettings, conn
 ) -> None:
@@ -156,3 +146,36 @@ async def _count(conn, table: str, n: int) -> bool:
 
 async def _version(conn, subject: uuid.UUID, v: int) -> bool:
     return await conn.fetchval("SELECT version FROM projection WHERE subject = $1", str(subject)) == v
+
+
+async def test_an_infrastructure_failure_retries_the_batch_instead_of_dead_lettering(
+    own_topics: ServiceSettings, conn
+) -> None:
+    """A lost connection or a deadlock is not the event's fault: the batch is read again and
+    applied once; nothing goes to the dead-letter topic."""
+    from sqlalchemy.exc import OperationalError
+
+    probe = own_topics
+    group = f"probe-{uuid.uuid4().hex[:6]}"
+    s = uuid.uuid4()
+    failures = {"left": 2}
+
+    async def flaky(session: AsyncSession, event: CloudEvent, payload: EventPayload) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("SELECT 1", {}, ConnectionResetError("connection reset by peer"))
+        await project(session, event, payload)
+
+    await publish(probe, [cloud(site_event(s, 1)), cloud(site_event(uuid.uuid4(), 1))])
+    engine = create_engine(probe)
+    consumer = EventConsumer(
+        probe, create_sessionmaker(engine), group=group, topics=["dtm.sites"], handlers={"dtm.site.opened.v1": flaky}
+    )
+    async with running(consumer.run(), consumer.stop):
+        await eventually(lambda: _version(conn, s, 1))
+        await eventually(lambda: _count(conn, "projection", 2))
+    await engine.dispose()
+    assert consumer.stats.batch_retries == 2
+    assert consumer.stats.dead_lettered == 0
+    assert await conn.fetchval("SELECT count(*) FROM dead_letters") == 0
+    assert await conn.fetchval("SELECT sum(applied) FROM projection") == 2  # each applied exactly once

@@ -52,7 +52,8 @@ async def stage(settings: ServiceSettings, payloads: list) -> None:
     await engine.dispose()
 
 
-async def test_relay_publishes_in_order_with_cloudevents_and_marks_after_ack(probe, conn) -> None:
+async def test_relay_publishes_in_order_with_cloudevents_and_marks_after_ack(own_topics, conn) -> None:
+    probe = own_topics
     site_a, site_b = uuid.uuid4(), uuid.uuid4()
     await stage(probe, [site_event(site_a, v) for v in (1, 2, 3)] + [site_event(site_b, 1)])
     relay = OutboxRelay(probe)
@@ -76,7 +77,8 @@ async def test_relay_publishes_in_order_with_cloudevents_and_marks_after_ack(pro
     assert ids == set(await conn.fetchval("SELECT array_agg(event_id) FROM outbox"))
 
 
-async def test_a_row_committed_late_with_a_lower_id_is_still_published(probe, conn) -> None:
+async def test_a_row_committed_late_with_a_lower_id_is_still_published(own_topics, conn) -> None:
+    probe = own_topics
     """Sequence values commit out of order; a relay tracking `id > last` would lose the first row."""
     late, early = uuid.uuid4(), uuid.uuid4()
     slow = await asyncpg.connect(probe.asyncpg_url, server_settings={"search_path": "probe"})
@@ -104,7 +106,8 @@ async def test_a_row_committed_late_with_a_lower_id_is_still_published(probe, co
     assert len(await consume_keys(probe, {str(late), str(early)}, expected=2)) == 2
 
 
-async def test_two_relays_share_the_shards_and_publish_each_row_once(probe, conn) -> None:
+async def test_two_relays_share_the_shards_and_publish_each_row_once(own_topics, conn) -> None:
+    probe = own_topics
     sites = [uuid.uuid4() for _ in range(40)]
     await stage(probe, [site_event(s, v) for s in sites for v in (1, 2)])
     r1, r2 = OutboxRelay(probe), OutboxRelay(probe)
@@ -121,7 +124,8 @@ async def test_two_relays_share_the_shards_and_publish_each_row_once(probe, conn
     assert r1.stats.published + r2.stats.published == 80
 
 
-async def test_nothing_is_marked_published_when_the_broker_refuses(probe, conn) -> None:
+async def test_nothing_is_marked_published_when_the_broker_refuses(own_topics, conn) -> None:
+    probe = own_topics
     bad = probe.model_copy(update={"topic_prefix": f"missing-{uuid.uuid4().hex[:6]}."})  # no such topic
     await stage(bad, [site_event(uuid.uuid4(), 1)])
     producer = AIOKafkaProducer(

@@ -22,12 +22,15 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from dtm_shared.events.base import EventPayload, parse_payload
 from dtm_shared.events.envelope import CloudEvent, EnvelopeError
+from dtm_shared.problems import sqlstate
 from dtm_shared.settings import ServiceSettings
 
 log = structlog.get_logger("consumer")
@@ -40,6 +43,17 @@ class ConsumerStats:
     applied: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    batch_retries: int = 0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the infrastructure (database or broker unreachable, deadlock, serialisation),
+    not of the event: the batch is rolled back and read again, never dead-lettered."""
+    if isinstance(exc, OSError | TimeoutError | KafkaError | OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return sqlstate(exc).startswith(("08", "40", "53", "57"))
+    return False
 
 
 class SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -86,7 +100,7 @@ class EventConsumer:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+    async def seek_to_stored(self, partitions: list[TopicPartition], *, force: bool = False) -> None:
         assert self._consumer is not None
         async with self.sessionmaker() as session:
             rows = (
@@ -102,10 +116,10 @@ class EventConsumer:
             # already starts where the database says: seeking to the same place would make the
             # fetcher deliver what it had already fetched a second time. Seek only on a difference
             # (a restored database, a lost offset commit); no stored position means the beginning.
-            committed = await self._consumer.committed(tp)
-            if pos is None and committed is not None:
+            committed = None if force else await self._consumer.committed(tp)
+            if pos is None and (force or committed is not None):
                 await self._consumer.seek_to_beginning(tp)
-            elif pos is not None and pos != committed:
+            elif pos is not None and (force or pos != committed):
                 self._consumer.seek(tp, pos)
 
     async def run(self, *, until_idle: float | None = None) -> None:
@@ -133,8 +147,17 @@ class EventConsumer:
                         return
                     continue
                 idle_since = asyncio.get_running_loop().time()
-                async with self.processing:
-                    await self.process_poll(batches)
+                try:
+                    async with self.processing:
+                        await self.process_poll(batches)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    # Nothing of the batch was committed: read it again from the stored positions.
+                    self.stats.batch_retries += 1
+                    log.warning("consumer_batch_retry", error_class=type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    await self.seek_to_stored(list(batches), force=True)
         finally:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -189,7 +212,9 @@ class EventConsumer:
                 async with session.begin_nested():
                     await self._apply(session, event)
                 return None, attempt
-            except Exception as exc:  # the handler's failure, whatever it is, must not stop the stream
+            except Exception as exc:  # the event's failure, whatever it is, must not stop the stream
+                if is_transient(exc):
+                    raise
                 error = f"{type(exc).__name__}: {exc}"[:2000]
                 log.warning(
                     "event_failed",
