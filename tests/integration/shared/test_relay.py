@@ -144,3 +144,31 @@ async def test_nothing_is_marked_published_when_the_broker_refuses(own_topics, c
 
 async def _true_after(relay: OutboxRelay) -> bool:
     return relay.stats.errors >= 1
+
+
+async def test_a_relay_that_loses_its_locks_stops_publishing_those_shards(own_topics, conn) -> None:
+    """If the lock connection goes, another relay may own the shards: the first must notice before
+    its next batch rather than publish them too."""
+    probe = own_topics
+    relay = OutboxRelay(probe)
+    async with running(relay.run(), relay.stop):
+        await eventually(lambda: _owns_all(relay, probe.outbox_shards))
+        # Kill the relay's lock connection from the server side, as a network failure would.
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = $1",
+            relay._lock_key,
+        )
+        # It reconnects and claims its shards again; meanwhile it never published on lost locks.
+        await eventually(lambda: _errors_after(relay))
+        site = uuid.uuid4()
+        await stage(probe, [site_event(site, 1)])
+        await eventually(lambda: _owns_all(relay, probe.outbox_shards), timeout=30)
+        assert len(await consume_keys(probe, {str(site)}, expected=1)) == 1
+
+
+async def _owns_all(relay: OutboxRelay, shards: int) -> bool:
+    return len(relay._owned) == shards
+
+
+async def _errors_after(relay: OutboxRelay) -> bool:
+    return relay.stats.errors >= 1

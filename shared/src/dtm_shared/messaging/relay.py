@@ -76,6 +76,23 @@ class OutboxRelay:
                 self._owned.add(shard)
                 log.info("relay_shard_acquired", shard=shard)
 
+    async def _verify_shards(self, conn: asyncpg.Connection) -> None:
+        """Before each batch, check the advisory locks are still held: if the lock connection was
+        lost, another relay may own these shards now, and publishing them too would break order.
+        A lost connection raises here, which drops every shard and reconnects."""
+        if not self._owned:
+            return
+        held = await conn.fetch(
+            "SELECT objid::int AS shard FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+            "AND classid::bigint = $1 AND objsubid = 2 AND granted",
+            self._lock_key,
+        )
+        still = {r["shard"] for r in held}
+        lost = self._owned - still
+        if lost:
+            log.warning("relay_shards_lost", shards=sorted(lost))
+            self._owned &= still
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
@@ -115,6 +132,7 @@ class OutboxRelay:
             await self._claim_shards(locks)
             last_claim = last_cleanup = time.monotonic()
             while not self._stopping.is_set():
+                await self._verify_shards(locks)
                 sent = await self.publish_once(work)
                 now = time.monotonic()
                 if now - last_claim > 5:
