@@ -341,3 +341,40 @@ async def test_concurrent_reviews_are_serialised(api, migrated: StackEnv) -> Non
     assert sorted(r.status_code for r in same) == [200, 409, 409]
     got = (await sites.get(f"/v1/activity-reports/{ids[1]}", headers=writer)).json()
     assert got["approvals"] == ["IRC"] and got["status"] == "submitted" and len(got["reviews"]) == 1
+
+
+async def test_no_self_approval_no_takeover_and_activities_changed_by_their_owners(api, migrated: StackEnv) -> None:
+    """An organisation cannot validate its own report, resubmit another's, or change another
+    organisation's activity (region ML08 is this test's own)."""
+    sites = api("sites")
+    committee = await _committee(sites, migrated, "ML08", ["ACF", "WHH"], 1)
+    site = await create_site(sites, migrated, location_pcode="ML080101")
+    acf = migrated.headers("ACF", *WRITE, "reports:review")
+    r = await sites.post(
+        f"/v1/sites/{site['id']}/activity-reports", json={"period": last_month(), "key_figures": {"x": 1}}, headers=acf
+    )
+    assert r.status_code == 201, r.text
+    report = r.json()
+    url = f"/v1/activity-reports/{report['id']}"
+    assert_problem(await sites.post(f"{url}/reviews", json={"decision": "approve"}, headers=acf), 403)
+    whh = migrated.headers("WHH", *WRITE, "reports:review")
+    takeover = await sites.put(url, json={"key_figures": {"x": 2}}, headers={**whh, "If-Match": '"1"'})
+    assert_problem(takeover, 403)
+    r = await sites.post(f"{url}/reviews", json={"decision": "approve"}, headers=whh)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "validated"
+    assert r.json()["submitted_by_org"] == "ACF"
+    assert committee["quorum"] == 1
+
+    activity = (
+        await sites.post(
+            f"/v1/sites/{site['id']}/service-activities",
+            json={"sector": "wash", "activity": "water_trucking", "start_date": "2024-02-01"},
+            headers=acf,
+        )
+    ).json()
+    a_url = f"/v1/service-activities/{activity['id']}"
+    assert_problem(await sites.post(f"{a_url}/end", json={}, headers=whh), 403)
+    assert_problem(await sites.patch(a_url, json={"activity": "hygiene_kits"}, headers={**whh, "If-Match": '"1"'}), 403)
+    r = await sites.post(f"{a_url}/end", json={}, headers=acf)
+    assert r.status_code == 200, r.text

@@ -62,7 +62,12 @@ async def test_relay_publishes_cloudevents_keyed_by_aggregate(api, migrated: Sta
     committee = (
         await sites.post(
             "/v1/committees",
-            json={"admin1_pcode": "ML03", "name": "Comité de Sikasso", "member_organizations": ["IOM"], "quorum": 1},
+            json={
+                "admin1_pcode": "ML03",
+                "name": "Comité de Sikasso",
+                "member_organizations": ["IOM", "UNHCR"],
+                "quorum": 1,
+            },
             headers=migrated.headers("DNDS", "admin"),
         )
     ).json()
@@ -76,7 +81,7 @@ async def test_relay_publishes_cloudevents_keyed_by_aggregate(api, migrated: Sta
     r = await sites.post(
         f"/v1/activity-reports/{report['id']}/reviews",
         json={"decision": "approve"},
-        headers=migrated.headers("IOM", "reports:review"),
+        headers=migrated.headers("UNHCR", "reports:review"),  # not the submitting organisation
     )
     assert r.json()["status"] == "validated"
     r = await sites.post(

@@ -390,7 +390,7 @@ async def update_service_activity(
     if_match: IfMatch = None,
 ) -> ServiceActivityRead:
     """Change an activity's code or period (409 once ended)."""
-    activity = await service.update_activity(session, settings, activity_id, body, if_match)
+    activity = await service.update_activity(session, settings, principal, activity_id, body, if_match)
     _versioned(response, activity.version)
     return service.activity_read(activity)
 
@@ -411,7 +411,9 @@ async def end_service_activity(
     body: ServiceActivityEnd | None = None,
 ) -> ServiceActivityRead:
     """End an activity (on `end_date`, today by default; 409 if already ended)."""
-    activity = await service.end_activity(session, settings, activity_id, body or ServiceActivityEnd(), if_match)
+    activity = await service.end_activity(
+        session, settings, principal, activity_id, body or ServiceActivityEnd(), if_match
+    )
     _versioned(response, activity.version)
     return service.activity_read(activity)
 

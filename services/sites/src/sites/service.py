@@ -594,14 +594,24 @@ async def get_activity(session: AsyncSession, activity_id: uuid.UUID, *, lock: b
     return activity
 
 
+def check_may_change_activity(activity: ServiceActivity, principal: Principal) -> None:
+    """The organisation doing the activity, the one that recorded it, or an administrator."""
+    if principal.org not in (activity.organization, activity.recorded_by_org) and not principal.has("admin"):
+        raise Forbidden(
+            f"Only {activity.organization} (or {activity.recorded_by_org}, which recorded it) may change this activity."
+        )
+
+
 async def update_activity(
     session: AsyncSession,
     settings: SitesSettings,
+    principal: Principal,
     activity_id: uuid.UUID,
     data: ServiceActivityUpdate,
     if_match: str | None,
 ) -> ServiceActivity:
     activity = await get_activity(session, activity_id, lock=True)
+    check_may_change_activity(activity, principal)
     check_if_match(if_match, activity.version, required=True)
     if activity.status == ActivityStatus.ended:
         raise Conflict(f"Service activity {activity_id} has ended: it cannot change any more.")
@@ -632,11 +642,13 @@ async def update_activity(
 async def end_activity(
     session: AsyncSession,
     settings: SitesSettings,
+    principal: Principal,
     activity_id: uuid.UUID,
     data: ServiceActivityEnd,
     if_match: str | None,
 ) -> ServiceActivity:
     activity = await get_activity(session, activity_id, lock=True)
+    check_may_change_activity(activity, principal)
     check_if_match(if_match, activity.version, required=False)
     if activity.status == ActivityStatus.ended:
         raise Conflict(f"Service activity {activity_id} already ended on {activity.end_date}.")
@@ -895,13 +907,14 @@ async def resubmit_report(
 ) -> ActivityReport:
     """A new version of a submitted or rejected report: earlier approvals no longer count."""
     report = await get_report(session, report_id, lock=True)
+    if principal.org != report.submitted_by_org and not principal.has("admin"):
+        raise Forbidden(f"Only {report.submitted_by_org}, which submitted this report, may resubmit it.")
     check_if_match(if_match, report.version, required=True)
     if report.status == ReportStatus.validated:
         raise Conflict(f"Activity report {report_id} is validated and locked: it cannot be edited.")
     stamp = now()
     report.report_version += 1
     report.status = ReportStatus.submitted.value
-    report.submitted_by_org = principal.org
     report.submitted_at = stamp
     report.key_figures = dict(data.key_figures)
     report.narrative = data.narrative
@@ -932,6 +945,8 @@ async def review_report(
             f"{principal.org} is not a member of the regional committee of {report.admin1_pcode}: "
             "only its members review this report."
         )
+    if principal.org == report.submitted_by_org:
+        raise Forbidden(f"{principal.org} submitted this report: the other committee members review it.")
     check_if_match(if_match, report.version, required=False)
     if report.status == ReportStatus.validated:
         raise Conflict(f"Activity report {report_id} is already validated and locked.")
