@@ -113,19 +113,6 @@ def _cell_rows(rows: Sequence[Any], n: int) -> list[CellRow]:
     return [CellRow(tuple(r[:n]), tuple(int(v) for v in r[n:])) for r in rows]
 
 
-async def checkpoint_part(
-    session: AsyncSession, gen: int, month: date, dims: Sequence[str], filters: Mapping[str, Sequence[str]]
-) -> list[CellRow]:
-    """The population before `month` per combination of `dims` (the checkpoint rows carry their
-    cell's dimensions: no join)."""
-    params: dict[str, Any] = {"g": gen, "m": month}
-    where = _filters_sql(filters, params)
-    select, group = _dims_sql(dims)
-    sums = ", ".join(f"coalesce(sum(c.{k}), 0)::bigint" for k in COUNT_COLUMNS)
-    sql = f"SELECT {select}{sums} FROM checkpoints c WHERE c.gen = :g AND c.month = :m AND {where} {group}"
-    return _cell_rows((await session.execute(text(sql), params)).all(), len(dims))
-
-
 async def deltas_part(
     session: AsyncSession,
     gen: int,
@@ -144,6 +131,44 @@ async def deltas_part(
         f"WHERE x.gen = :g AND x.day >= :s AND x.day <= :e AND {where} {group}"
     )
     return _cell_rows((await session.execute(text(sql), params)).all(), len(dims))
+
+
+async def population_parts(
+    session: AsyncSession,
+    gen: int,
+    month: date,
+    end: date,
+    dims: Sequence[str],
+    filters: Mapping[str, Sequence[str]],
+) -> tuple[list[CellRow], list[CellRow]] | None:
+    """The population before `month` (its checkpoint, whose rows carry their cell's dimensions: no
+    join) and the sum of the deltas of the days `month`..`end` (summed per cell first, then joined
+    to the cells once per cell rather than once per day), per combination of `dims`, in one round
+    trip; None when the checkpoint of `month` does not exist yet."""
+    params: dict[str, Any] = {"g": gen, "m": month, "e": end}
+    where = _filters_sql(filters, params)
+    select, group = _dims_sql(dims)
+    checkpoint_sums = ", ".join(f"coalesce(sum(c.{k}), 0)::bigint" for k in COUNT_COLUMNS)
+    delta_sums = ", ".join(f"coalesce(sum(x.{k}), 0)::bigint" for k in COUNT_COLUMNS)
+    per_cell = ", ".join(f"sum({k}) AS {k}" for k in COUNT_COLUMNS)
+    missing = ", ".join(["NULL"] * len(dims) + ["0"] * len(COUNT_COLUMNS))
+    sql = (
+        f"SELECT 0 AS part, {select}{checkpoint_sums} FROM checkpoints c "
+        f"WHERE c.gen = :g AND c.month = :m AND {where} {group} "
+        f"UNION ALL SELECT 1, {select}{delta_sums} FROM (SELECT cell_id, {per_cell} FROM deltas "
+        "WHERE gen = :g AND day >= :m AND day <= :e GROUP BY cell_id) x "
+        f"JOIN cells c ON c.gen = :g AND c.cell_id = x.cell_id WHERE {where} {group} "
+        f"UNION ALL SELECT 2, {missing} "
+        "WHERE NOT EXISTS (SELECT 1 FROM checkpoint_months WHERE gen = :g AND month = :m)"
+    )
+    rows = (await session.execute(text(sql), params)).all()
+    if any(r[0] == 2 for r in rows):
+        return None
+    n = len(dims)
+    return (
+        _cell_rows([r[1:] for r in rows if r[0] == 0], n),
+        _cell_rows([r[1:] for r in rows if r[0] == 1], n),
+    )
 
 
 # -- sites and the rest -----------------------------------------------------------------------------

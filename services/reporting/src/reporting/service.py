@@ -219,9 +219,18 @@ async def cell_population(
         if hit is not None:
             return hit
     month = month_start(as_of)
-    await ensure_checkpoint(ctx, month)
-    base = await checkpoint_population(ctx, month, cell_dims, filters)
-    rows = await repository.deltas_part(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
+    base = _cached_checkpoint(ctx, month, cell_dims, filters)
+    if base is None:
+        # uncached: the checkpoint part and the month's deltas in one statement
+        parts = await repository.population_parts(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
+        if parts is None:
+            await ensure_checkpoint(ctx, month)
+            parts = await repository.population_parts(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
+            assert parts is not None, "checkpoint created above"
+        base = _store_checkpoint(ctx, month, cell_dims, filters, parts[0])
+        rows = parts[1]
+    else:
+        rows = await repository.deltas_part(ctx.session, ctx.gen, month, as_of, cell_dims, filters)
     result = dict(base)
     for r in rows:
         prior = result.get(r.dims)
@@ -231,12 +240,10 @@ async def cell_population(
     return result
 
 
-async def checkpoint_population(
+def _checkpoint_key(
     ctx: Context, month: date, cell_dims: Sequence[str], filters: Mapping[str, Sequence[str]]
-) -> dict[tuple[Any, ...], Vector]:
-    """The checkpoint part, cached while no change effective before a materialised month arrives
-    (`checkpoint_state.version`) and the generation stays the same."""
-    key = (
+) -> tuple[Any, ...]:
+    return (
         "checkpoint",
         ctx.gen,
         ctx.checkpoint_version,
@@ -244,14 +251,29 @@ async def checkpoint_population(
         tuple(cell_dims),
         tuple(sorted((k, tuple(v)) for k, v in filters.items())),
     )
-    if ctx.cache is not None and ctx.checkpoint_version is not None:
-        hit = ctx.cache.get(key)
-        if hit is not None:
-            return hit
-    rows = await repository.checkpoint_part(ctx.session, ctx.gen, month, cell_dims, filters)
+
+
+def _cached_checkpoint(
+    ctx: Context, month: date, cell_dims: Sequence[str], filters: Mapping[str, Sequence[str]]
+) -> dict[tuple[Any, ...], Vector] | None:
+    """The checkpoint part, cached while no change effective before a materialised month arrives
+    (`checkpoint_state.version`) and the generation stays the same."""
+    if ctx.cache is None or ctx.checkpoint_version is None:
+        return None
+    hit: dict[tuple[Any, ...], Vector] | None = ctx.cache.get(_checkpoint_key(ctx, month, cell_dims, filters))
+    return hit
+
+
+def _store_checkpoint(
+    ctx: Context,
+    month: date,
+    cell_dims: Sequence[str],
+    filters: Mapping[str, Sequence[str]],
+    rows: Sequence[repository.CellRow],
+) -> dict[tuple[Any, ...], Vector]:
     result = {r.dims: r.counts for r in rows}
     if ctx.cache is not None and ctx.checkpoint_version is not None:
-        ctx.cache.put(key, result)
+        ctx.cache.put(_checkpoint_key(ctx, month, cell_dims, filters), result)
     return result
 
 
