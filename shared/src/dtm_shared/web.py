@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,9 +16,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dtm_shared.auth import SCOPES
+from dtm_shared.auth import SCOPES, TokenVerifier
+from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.observability import Metrics, MetricsMiddleware
 from dtm_shared.problems import PROBLEM_JSON, TYPE_BASE, ProblemDetail, install_problem_handlers
 from dtm_shared.settings import ServiceSettings
@@ -130,6 +132,30 @@ async def kafka_reachable(bootstrap: str, timeout: float = 1.0) -> bool:
             await writer.wait_closed()
         return True
     return False
+
+
+@contextlib.asynccontextmanager
+async def service_resources(
+    app: FastAPI, settings: ServiceSettings, server_settings: dict[str, str] | None = None
+) -> AsyncIterator[None]:
+    """What every service's lifespan opens and closes: the engine bound to its schema, the
+    sessionmaker behind the request's commit point, and the token verifier."""
+    engine = create_engine(settings, server_settings)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.token_verifier = TokenVerifier(settings)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's one transaction: committed when the endpoint returns, rolled back on any
+    error. Each service declares it as its commit point in `dependencies.py` (scope "function",
+    so a failed commit still becomes a problem answer)."""
+    async with request.app.state.sessionmaker() as session, session.begin():
+        yield session
 
 
 def health_router(settings: ServiceSettings) -> APIRouter:

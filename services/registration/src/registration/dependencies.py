@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dtm_shared.web import request_session
 from registration.settings import RegistrationSettings
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the endpoint returns, rolled back on error."""
-    async with request.app.state.sessionmaker() as session, session.begin():
-        yield session
 
 
 def get_settings(request: Request) -> RegistrationSettings:
@@ -26,6 +20,6 @@ def get_traceparent(request: Request) -> str | None:
     return request.headers.get("traceparent")
 
 
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Session = Annotated[AsyncSession, Depends(request_session, scope="function")]
 Settings = Annotated[RegistrationSettings, Depends(get_settings)]
 Traceparent = Annotated[str | None, Depends(get_traceparent)]

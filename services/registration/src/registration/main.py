@@ -7,10 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dtm_shared.auth import TokenVerifier
-from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.logs import configure_logging
-from dtm_shared.web import build_app
+from dtm_shared.web import build_app, service_resources
 from registration.api import router
 from registration.runtime import PausedGcForBatches, tune_gc
 from registration.settings import RegistrationSettings
@@ -22,15 +20,9 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.token_verifier = TokenVerifier(settings)
-        tune_gc()
-        try:
+        async with service_resources(app, settings):
+            tune_gc()
             yield
-        finally:
-            await engine.dispose()
 
     app = build_app(
         settings,

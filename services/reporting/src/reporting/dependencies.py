@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dtm_shared.web import request_session
 from reporting.service import Context, open_context
 from reporting.settings import ReportingSettings
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request (reads only; committed when the endpoint returns)."""
-    async with request.app.state.sessionmaker() as session, session.begin():
-        yield session
 
 
 def get_settings(request: Request) -> ReportingSettings:
@@ -23,7 +17,7 @@ def get_settings(request: Request) -> ReportingSettings:
     return settings
 
 
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Session = Annotated[AsyncSession, Depends(request_session, scope="function")]
 Settings = Annotated[ReportingSettings, Depends(get_settings)]
 
 

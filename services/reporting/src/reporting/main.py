@@ -7,10 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dtm_shared.auth import TokenVerifier
-from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.logs import configure_logging
-from dtm_shared.web import build_app
+from dtm_shared.web import build_app, service_resources
 from reporting.api import pages, router
 from reporting.service import ResultCache
 from reporting.settings import ReportingSettings
@@ -26,15 +24,9 @@ def create_app(settings: ReportingSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings, READ_PATH_SETTINGS)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.token_verifier = TokenVerifier(settings)
-        app.state.result_cache = ResultCache(settings.result_cache_size) if settings.result_cache_size else None
-        try:
+        async with service_resources(app, settings, READ_PATH_SETTINGS):
+            app.state.result_cache = ResultCache(settings.result_cache_size) if settings.result_cache_size else None
             yield
-        finally:
-            await engine.dispose()
 
     return build_app(
         settings,

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from dtm_shared.web import request_session
 from sites.settings import SitesSettings
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the endpoint returns, rolled back on error."""
-    async with request.app.state.sessionmaker() as session, session.begin():
-        yield session
 
 
 def get_settings(request: Request) -> SitesSettings:
@@ -22,5 +16,5 @@ def get_settings(request: Request) -> SitesSettings:
     return settings
 
 
-Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+Session = Annotated[AsyncSession, Depends(request_session, scope="function")]
 Settings = Annotated[SitesSettings, Depends(get_settings)]

@@ -7,10 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from dtm_shared.auth import TokenVerifier
-from dtm_shared.db import create_engine, create_sessionmaker
 from dtm_shared.logs import configure_logging
-from dtm_shared.web import build_app
+from dtm_shared.web import build_app, service_resources
 from sites.api import router
 from sites.settings import SitesSettings
 
@@ -21,14 +19,8 @@ def create_app(settings: SitesSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.token_verifier = TokenVerifier(settings)
-        try:
+        async with service_resources(app, settings):
             yield
-        finally:
-            await engine.dispose()
 
     app = build_app(
         settings,
